@@ -1,0 +1,40 @@
+"""Arguments and output shared by the ``bdh-graph`` commands."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..checkpoints import load_model
+from ..tensor import BDH
+from ..text import default_passage, read_text
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="a .safetensors or released .pt checkpoint (default: the bundled model)")
+    parser.add_argument("--n-layer", type=int, default=None,
+                        help="depth of a released .pt checkpoint, which cannot record it (default 6)")
+
+
+def model_from_args(args: argparse.Namespace) -> BDH:
+    overrides = {"n_layer": args.n_layer} if args.n_layer is not None else {}
+    return load_model(args.checkpoint, **overrides)
+
+
+def add_text_argument(parser: argparse.ArgumentParser, default_bytes: int = 512) -> None:
+    parser.add_argument("--text", type=Path, default=None,
+                        help=f"UTF-8 text file (default: a {default_bytes}-byte held-out passage of the default corpus)")
+
+
+def text_from_args(args: argparse.Namespace, default_bytes: int = 512) -> str:
+    return read_text(args.text) if args.text is not None else default_passage(default_bytes)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def print_result(args: argparse.Namespace, data: dict, text: str) -> None:
+    """Print ``data`` as JSON with ``--json``, else the human-readable ``text``."""
+    print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)

@@ -1,0 +1,220 @@
+"""BDH-GPU, the tensor form of the model: parallel (training) and recurrent (stepping) (SPEC.md 1-2).
+
+Parallel form, for tokens ``tok[0..T-1]`` (one set of weights shared by all layers)::
+
+    v_t = LN(embed[tok_t])
+    for l in 1..L:
+        x_t = relu(D_x v_t)                                   per head, (N,)
+        a_t = sum_{tau < t} <R_t x_t, R_tau x_tau> v_tau      per head, (d,), strictly causal
+        y_t = relu(D_y LN(a_t)) * x_t                         per head, (N,)
+        v_t = LN(v_t + LN(E y_t))                             y of all heads, head-major
+    logits_t = v_t @ lm_head
+
+Recurrent form: per layer and head a state ``rho`` (d, N), zero at the start;
+``a_t = rho @ (R_t x_t)`` is read before the Hebbian write ``rho += v_t (R_t x_t)^T``.
+
+Parameter names equal the released checkpoint keys: ``encoder`` is D_x, ``encoder_v`` is D_y,
+``decoder`` is E (transposed: ``z = y @ decoder``), ``embed.weight``, ``lm_head``, ``attn.freqs``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BDHConfig
+
+ROPE_THETA = 2.0**16
+LN_EPS = 1e-5
+INIT_STD = 0.02
+
+
+def rope_frequencies(N: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``f_k = theta^(-2 floor(k/2) / N) / (2 pi)``: neurons (2m, 2m+1) share one frequency. Shape (N,)."""
+    k = torch.arange(N, dtype=dtype)
+    return 1.0 / (ROPE_THETA ** ((torch.floor(k / 2) * 2) / N)) / (2 * math.pi)
+
+
+def rope_cos_sin(positions: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the phases ``phi = 2 pi frac(t f_k)``; ``positions`` broadcasts against ``freqs``."""
+    phases = ((positions * freqs) % 1) * (2 * math.pi)
+    return torch.cos(phases), torch.sin(phases)
+
+
+def rope(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``R_t v``: rotate each pair, ``out[2m] = v[2m] cos - v[2m+1] sin``, ``out[2m+1] = v[2m+1] cos + v[2m] sin``."""
+    v_rot = torch.stack((-v[..., 1::2], v[..., ::2]), dim=-1).view(v.shape)
+    return v * cos + v_rot * sin
+
+
+def layer_norm(u: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """``(u - mean) / sqrt(var + 1e-5)`` over the last axis, no affine parameters; identity when disabled."""
+    return F.layer_norm(u, (u.shape[-1],), eps=LN_EPS) if enabled else u
+
+
+def check_tokens(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
+    """Refuse token tensors that are not integer ids in ``[0, vocab_size)``."""
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}")
+    if idx.numel() == 0:
+        raise ValueError(f"{name} is empty: at least one token is needed")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name} holds token id {bad}, expected ids in [0, {vocab_size})")
+
+
+class LinearAttention(nn.Module):
+    """Strictly causal linear attention with RoPE: ``a_t = sum_{tau<t} <R_t x_t, R_tau x_tau> v_tau``."""
+
+    def __init__(self, config: BDHConfig):
+        super().__init__()
+        self.freqs = nn.Buffer(rope_frequencies(config.N).view(1, 1, 1, config.N))
+
+    def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        T = x.size(-2)
+        positions = torch.arange(T, dtype=self.freqs.dtype, device=x.device).view(1, 1, T, 1)
+        xr = rope(x, *rope_cos_sin(positions, self.freqs))  # B, h, T, N
+        scores = (xr @ xr.mT).tril(diagonal=-1)  # B, h, T, T
+        return scores @ v  # B, h, T, d
+
+    def cos_sin_at(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin at position ``t``, computed exactly as the parallel form does. Shape (N,) each."""
+        position = torch.tensor(float(t), dtype=self.freqs.dtype, device=self.freqs.device)
+        return rope_cos_sin(position, self.freqs.view(-1))
+
+
+@dataclass
+class RecurrentState:
+    """Synaptic state of the recurrent form: ``rho`` (L, B, h, d, N) and the next position ``t``."""
+
+    rho: torch.Tensor
+    position: int = 0
+
+    def clone(self) -> "RecurrentState":
+        return RecurrentState(self.rho.clone(), self.position)
+
+
+class BDH(nn.Module):
+    """BDH-GPU language model (parallel ``forward``, recurrent ``step``)."""
+
+    def __init__(self, config: BDHConfig | None = None):
+        super().__init__()
+        config = config or BDHConfig()
+        self.config = config
+        h, d, N, V = config.n_head, config.n_embd, config.N, config.vocab_size
+        self.encoder = nn.Parameter(torch.randn(h, d, N) * INIT_STD)  # D_x
+        self.encoder_v = nn.Parameter(torch.randn(h, d, N) * INIT_STD)  # D_y
+        self.decoder = nn.Parameter(torch.randn(h * N, d) * INIT_STD)  # E (transposed)
+        self.embed = nn.Embedding(V, d)
+        nn.init.normal_(self.embed.weight, std=INIT_STD)
+        self.lm_head = nn.Parameter(torch.randn(d, V) * INIT_STD)
+        self.attn = LinearAttention(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def _ln(self, u: torch.Tensor) -> torch.Tensor:
+        return layer_norm(u, self.config.layer_norm)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``."""
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        check_tokens(idx, self.config.vocab_size)
+        B, T = idx.shape
+        n, d = self.config.n_neurons, self.config.n_embd
+        v = self._ln(self.embed(idx)).unsqueeze(1)  # B, 1, T, d
+        for _ in range(self.config.n_layer):
+            x = F.relu(v @ self.encoder)  # B, h, T, N
+            a = self.attn(x, v)  # B, h, T, d
+            y = F.relu(self._ln(a) @ self.encoder_v) * x  # B, h, T, N
+            y = self.drop(y)
+            z = y.transpose(1, 2).reshape(B, 1, T, n) @ self.decoder  # B, 1, T, d
+            v = self._ln(v + self._ln(z))
+        logits = v.view(B, T, d) @ self.lm_head  # B, T, V
+        loss = None
+        if targets is not None:
+            check_tokens(targets, self.config.vocab_size, "targets")
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    def init_state(self, batch_size: int = 1) -> RecurrentState:
+        """Zero synaptic state for ``batch_size`` sequences, in the model's dtype and device."""
+        c = self.config
+        rho = torch.zeros(
+            c.n_layer, batch_size, c.n_head, c.n_embd, c.N, dtype=self.decoder.dtype, device=self.decoder.device
+        )
+        return RecurrentState(rho, 0)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state: RecurrentState, record: dict | None = None):
+        """Recurrent form: one token per sequence, ``tokens`` (B,) -> ``(logits (B, V), state)``.
+
+        ``state`` is updated in place (O(1) work and memory per token) and returned. If ``record`` is a dict it
+        receives the layer activities of this token: ``x``, ``y`` (L, B, h, N), ``a`` (L, B, h, d) and the
+        residual stream ``v`` (L+1, B, d) (input of each layer, then the output of the last).
+        """
+        tokens = tokens.reshape(-1)
+        check_tokens(tokens, self.config.vocab_size, "tokens")
+        B = tokens.numel()
+        if state.rho.shape[1] != B:
+            raise ValueError(f"state holds {state.rho.shape[1]} sequences, tokens has {B}")
+        cos, sin = self.attn.cos_sin_at(state.position)
+        v = self._ln(self.embed(tokens))  # B, d
+        xs, ys, as_, vs = [], [], [], [v]
+        for layer in range(self.config.n_layer):
+            rho = state.rho[layer]  # B, h, d, N
+            x = F.relu(torch.einsum("bd,hdn->bhn", v, self.encoder))  # B, h, N
+            k = rope(x, cos, sin)
+            a = torch.einsum("bhdn,bhn->bhd", rho, k)  # read before write
+            rho.add_(v[:, None, :, None] * k[:, :, None, :])  # Hebbian write
+            y = F.relu(torch.einsum("bhd,hdn->bhn", self._ln(a), self.encoder_v)) * x
+            y = self.drop(y)
+            z = y.reshape(B, -1) @ self.decoder  # B, d
+            v = self._ln(v + self._ln(z))
+            if record is not None:
+                xs.append(x), ys.append(y), as_.append(a), vs.append(v)
+        state.position += 1
+        if record is not None:
+            record.update(x=torch.stack(xs), y=torch.stack(ys), a=torch.stack(as_), v=torch.stack(vs))
+        return v @ self.lm_head, state
+
+    @torch.no_grad()
+    def forward_recurrent(self, idx: torch.Tensor, state: RecurrentState | None = None) -> torch.Tensor:
+        """Logits (B, T, V) of ``idx`` (B, T) computed token by token with ``step``."""
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        state = state if state is not None else self.init_state(idx.shape[0])
+        return torch.stack([self.step(idx[:, t], state)[0] for t in range(idx.shape[1])], dim=1)
+
+    @torch.no_grad()
+    def generate(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue ``idx`` (B, T) by ``max_new_tokens`` sampled tokens, stepping the recurrent form."""
+        if idx.dim() != 2 or idx.shape[1] == 0:
+            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
+            raise ValueError(f"top_k must be in [1, {self.config.vocab_size}], got {top_k}")
+        state = self.init_state(idx.shape[0])
+        for t in range(idx.shape[1]):
+            logits, state = self.step(idx[:, t], state)
+        out = [idx]
+        for _ in range(max_new_tokens):
+            logits = logits / temperature
+            if top_k is not None:
+                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # B, 1
+            out.append(nxt)
+            logits, state = self.step(nxt[:, 0], state)
+        return torch.cat(out, dim=1)
