@@ -1,5 +1,7 @@
 """bdh_graph: the BDH (Dragon Hatchling) language model as an explicit graph of neurons and Hebbian synapses."""
 from .config import BDHConfig
 from .tensor import BDH, RecurrentState
+from .checkpoints import load_model, save_model
+from .graphs import Circuits, Threshold, TopK, neuron_graph
 
-__all__ = ["BDHConfig", "BDH", "RecurrentState"]
+__all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK", "neuron_graph"]

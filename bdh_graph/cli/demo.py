@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from ..text import decode, encode
+from . import structure_commands
 from .common import add_json_flag, add_model_argument, add_text_argument, model_from_args, print_result, text_from_args
 
 # Sections added by later stages: functions ``section(model, out_dir: Path, args) -> dict``.
-DEMO_SECTIONS: list = []
+DEMO_SECTIONS: list = [structure_commands.degree_figure]
 
 
 def register(sub) -> None:

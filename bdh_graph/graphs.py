@@ -1,0 +1,393 @@
+"""Neuron graphs of a BDH model: ``G_x = D_x E`` and ``G_y = D_y E``, as excitatory and inhibitory circuits.
+
+**Orientation, used everywhere in bdh_graph.** A graph is a sparse matrix ``A`` with ``A[i, j]`` = weight of
+the edge ``i -> j``: rows are presynaptic neurons, columns postsynaptic ones. In SPEC's notation the edge
+``i -> j`` carries ``G[j, i]``, so ``A = G^T``. The out-degree of ``i`` counts the entries of row ``i``, the
+in-degree of ``j`` those of column ``j``.
+
+Two forms (SPEC.md 3.1 and 4):
+
+- ``form="analysis"`` (the paper's section 5.5): ``G = D E``, n x n, no centring, no input neurons,
+  so ``A = E^T D^T``; with the checkpoint's names ``A = decoder @ encoder_flat`` where
+  ``encoder_flat = encoder.permute(1, 0, 2).reshape(d, h*N)``.
+- ``form="exact"``: ``G = D E_ext`` with ``E_ext = C [E | embed^T]`` and ``C = I - 11^T/d`` the mean-centring
+  over d; ``A`` is (n+V) x n: rows are the n model neurons, then the V input neurons (token ``t`` is neuron
+  ``n + t``).
+
+A head restricts the columns to that head's neurons ``head*N .. (head+1)*N - 1``; in the analysis form the rows
+too (the diagonal block), in the exact form the rows stay all n+V presynaptic neurons.
+
+Signed weights split into two non-negative circuits, ``G^e = max(G, 0)`` and ``G^i = max(-G, 0)``
+(SPEC.md 3.1), each pruned on its own (SPEC.md 3.2):
+
+- ``Threshold(beta)``: keep ``G >= beta`` (excitatory) and ``G <= -beta`` (inhibitory);
+- ``TopK(k)``: for each postsynaptic neuron its k strongest excitatory and k strongest inhibitory inputs;
+- ``Strongest(m)``: the m strongest edges of each circuit in the whole graph (an edge count, not a weight);
+- ``None``: every non-zero entry (dense, for small n only).
+
+Extraction is tiled, ``A = pre @ post`` one block of rows (threshold, strongest) or columns (top-k) at a time,
+so a dense n x n matrix is never held: memory is one block (``block_bytes``) plus the edges kept.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import sparse
+from tqdm.auto import tqdm
+
+WHICH = ("x", "y")
+FORMS = ("analysis", "exact")
+CIRCUITS = ("excitatory", "inhibitory", "both")
+BLOCK_BYTES = 64 * 2**20
+PROGRESS_ENTRIES = 2**28  # show a progress bar from this many entries of G on (a few seconds of work)
+
+
+def check_count(name: str, value, low: int = 0) -> int:
+    """``value`` as an int, refusing anything that is not an integer ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Keep the edges with ``|G| >= beta``: ``G >= beta`` excitatory, ``G <= -beta`` inhibitory."""
+
+    beta: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float, np.floating, np.integer)):
+            raise TypeError(f"Threshold beta must be a number, got {self.beta!r}")
+        if not np.isfinite(self.beta) or self.beta <= 0:
+            raise ValueError(f"Threshold beta must be > 0, got {self.beta!r}")
+
+
+@dataclass(frozen=True)
+class TopK:
+    """For each postsynaptic neuron keep its ``k`` strongest inputs in each circuit (k excitatory + k inhibitory)."""
+
+    k: int
+
+    def __post_init__(self) -> None:
+        check_count("TopK k", self.k, 1)
+
+
+@dataclass(frozen=True)
+class Strongest:
+    """Keep the ``m`` strongest edges of each circuit in the whole graph (fewer if fewer are non-zero)."""
+
+    m: int
+
+    def __post_init__(self) -> None:
+        check_count("Strongest m", self.m, 1)
+
+
+Prune = Threshold | TopK | Strongest | None
+
+
+@dataclass
+class Circuits:
+    """A signed neuron graph as two non-negative sparse circuits, ``G = excitatory - inhibitory``.
+
+    Both are ``scipy.sparse.csr_array`` of shape (n_pre, n_post) with ``A[i, j]`` = weight of the edge ``i -> j``.
+    ``pre_ids`` and ``post_ids`` give the global neuron id of each row and column (model neurons ``0..n-1``,
+    input neuron of token ``t`` is ``n + t``); ``meta`` records how the graph was made.
+    """
+
+    excitatory: sparse.csr_array
+    inhibitory: sparse.csr_array
+    pre_ids: np.ndarray | None = None
+    post_ids: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.excitatory = sparse.csr_array(self.excitatory)
+        self.inhibitory = sparse.csr_array(self.inhibitory)
+        if self.excitatory.shape != self.inhibitory.shape:
+            raise ValueError(
+                f"Circuits: excitatory has shape {self.excitatory.shape}, inhibitory {self.inhibitory.shape}; "
+                "they must be equal"
+            )
+        for name in ("excitatory", "inhibitory"):
+            data = getattr(self, name).data
+            if data.size and not (np.isfinite(data).all() and data.min() >= 0):
+                raise ValueError(f"Circuits: {name} weights must be finite and >= 0, got min {data.min()!r}")
+        for name, size in (("pre_ids", self.shape[0]), ("post_ids", self.shape[1])):
+            ids = getattr(self, name)
+            ids = np.arange(size) if ids is None else np.asarray(ids, dtype=np.int64)
+            if ids.shape != (size,):
+                raise ValueError(f"Circuits: {name} has shape {ids.shape}, expected ({size},)")
+            setattr(self, name, ids)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.excitatory.shape
+
+    @property
+    def n_excitatory(self) -> int:
+        return int(self.excitatory.count_nonzero())
+
+    @property
+    def n_inhibitory(self) -> int:
+        return int(self.inhibitory.count_nonzero())
+
+    @property
+    def n_edges(self) -> int:
+        """Edges of both circuits (an (i, j) pair is in at most one of them)."""
+        return self.n_excitatory + self.n_inhibitory
+
+    def signed(self) -> sparse.csr_array:
+        """``G^T = excitatory - inhibitory`` as one signed CSR array."""
+        return sparse.csr_array(self.excitatory - self.inhibitory)
+
+    def circuit(self, name: str = "excitatory") -> sparse.csr_array:
+        """The non-negative weights of one circuit: ``"excitatory"``, ``"inhibitory"`` or ``"both"`` (``|G|``)."""
+        if name == "excitatory":
+            return self.excitatory
+        if name == "inhibitory":
+            return self.inhibitory
+        if name == "both":
+            return sparse.csr_array(self.excitatory + self.inhibitory)
+        raise ValueError(f"circuit must be one of {CIRCUITS}, got {name!r}")
+
+    def square(self, name: str = "excitatory") -> tuple[sparse.csr_array, np.ndarray]:
+        """One circuit as a square graph on the union of pre- and postsynaptic neurons, and their global ids.
+
+        The analysis form of a head is square already; the exact form gains the presynaptic-only neurons
+        (other heads, input neurons) as nodes without in-edges.
+        """
+        A = self.circuit(name)
+        if np.array_equal(self.pre_ids, self.post_ids):
+            return A, self.pre_ids
+        ids = np.union1d(self.pre_ids, self.post_ids)
+        coo = A.tocoo()
+        rows = np.searchsorted(ids, self.pre_ids)[coo.row]
+        cols = np.searchsorted(ids, self.post_ids)[coo.col]
+        return sparse.csr_array((coo.data, (rows, cols)), shape=(ids.size, ids.size)), ids
+
+
+@dataclass(frozen=True)
+class GraphFactors:
+    """The two factors of a graph, ``A = pre @ post``: ``pre`` (n_pre, d), ``post`` (d, n_post)."""
+
+    pre: np.ndarray
+    post: np.ndarray
+    pre_ids: np.ndarray
+    post_ids: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pre.shape[0], self.post.shape[1]
+
+
+def _numpy(t: torch.Tensor, dtype) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy().astype(dtype, copy=False)
+
+
+def _check_graph_arguments(model, which: str, form: str, head: int | None) -> None:
+    if which not in WHICH:
+        raise ValueError(f"which must be 'x' (D_x, encoder) or 'y' (D_y, encoder_v), got {which!r}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    h = model.config.n_head
+    if head is not None and (isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < h):
+        raise ValueError(f"head must be an integer in [0, {h}) or None for the whole graph, got {head!r}")
+
+
+def graph_factors(model, which: str = "x", form: str = "analysis", head: int | None = None,
+                  dtype=np.float64) -> GraphFactors:
+    """The factors ``pre = E^T`` (or ``E_ext^T``) and ``post = D^T`` of a model's graph ``A = G^T`` (module doc)."""
+    _check_graph_arguments(model, which, form, head)
+    c = model.config
+    n, N, d = c.n_neurons, c.N, c.n_embd
+    D = model.encoder if which == "x" else model.encoder_v  # h, d, N
+    post = _numpy(D, dtype).transpose(1, 0, 2).reshape(d, n)  # D^T, neuron index head-major
+    pre = _numpy(model.decoder, dtype)  # E^T, (n, d)
+    pre_ids = np.arange(n)
+    if form == "exact":
+        pre = np.concatenate([pre, _numpy(model.embed.weight, dtype)])  # [E | embed^T]^T
+        pre = pre - pre.mean(axis=1, keepdims=True)  # C applied to every column of E_ext
+        pre_ids = np.arange(n + c.vocab_size)
+    post_ids = np.arange(n)
+    if head is not None:
+        cols = slice(head * N, (head + 1) * N)
+        post, post_ids = post[:, cols], post_ids[cols]
+        if form == "analysis":
+            pre, pre_ids = pre[cols], pre_ids[cols]
+    meta = {"which": which, "form": form, "head": head, "n_neurons": n, "neurons_per_head": N,
+            "vocab_size": c.vocab_size, "d": d}
+    return GraphFactors(np.ascontiguousarray(pre), np.ascontiguousarray(post), pre_ids, post_ids, meta)
+
+
+def dense_neuron_graph(model, which: str = "x", form: str = "analysis", head: int | None = None,
+                       dtype=np.float64) -> np.ndarray:
+    """The signed graph ``A = G^T`` as a dense array, straight from SPEC.md 3.1 (a reference for small n).
+
+    ``G = D E`` (analysis) or ``G = D C [E | embed^T]`` (exact); ``A[i, j] = G[j, i]``.
+    """
+    _check_graph_arguments(model, which, form, head)
+    c = model.config
+    enc = _numpy(model.encoder if which == "x" else model.encoder_v, dtype)  # h, d, N
+    D = np.concatenate([enc[k].T for k in range(c.n_head)])  # (n, d): row head*N + k is neuron k of the head
+    E = _numpy(model.decoder, dtype).T  # (d, n)
+    if form == "exact":
+        d = c.n_embd
+        C = np.eye(d) - np.ones((d, d)) / d
+        E = C @ np.hstack([E, _numpy(model.embed.weight, dtype).T])
+    A = (D @ E).T
+    if head is None:
+        return A
+    cols = slice(head * c.N, (head + 1) * c.N)
+    return A[cols, cols] if form == "analysis" else A[:, cols]
+
+
+class _Edges:
+    """COO parts of one circuit, gathered tile by tile; ``admits`` tells which weights to keep (all > 0 or >= beta)."""
+
+    def __init__(self, beta: float | None = None) -> None:
+        self.beta = beta
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+
+    def admits(self, values: np.ndarray) -> np.ndarray:
+        return values >= self.beta if self.beta is not None else values > 0
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        self.rows.append(rows.astype(np.int32))
+        self.cols.append(cols.astype(np.int32))
+        self.vals.append(vals)
+
+    def arrays(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = ((self.rows, np.int32), (self.cols, np.int32), (self.vals, dtype))
+        rows, cols, vals = (np.concatenate(p) if p else np.zeros(0, t) for p, t in parts)
+        return rows, cols, vals
+
+    def to_csr(self, shape: tuple[int, int], dtype, row_sorted: bool = False) -> sparse.csr_array:
+        rows, cols, vals = self.arrays(dtype)
+        self.rows, self.cols, self.vals = [], [], []
+        if row_sorted:  # tiles in row order, each in row-major order: build CSR without a sort or a copy
+            indptr = np.zeros(shape[0] + 1, dtype=np.int64 if rows.size >= 2**31 else np.int32)
+            np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+            return sparse.csr_array((vals, cols, indptr), shape=shape)
+        return sparse.csr_array(sparse.coo_array((vals, (rows, cols)), shape=shape))
+
+
+class _StrongestPool(_Edges):
+    """The ``m`` largest entries seen so far; entries not above ``floor`` can no longer enter."""
+
+    def __init__(self, m: int) -> None:
+        super().__init__()
+        self.m, self.floor, self.size = m, 0.0, 0
+
+    def admits(self, values: np.ndarray) -> np.ndarray:
+        return values > self.floor
+
+    def add(self, rows, cols, vals) -> None:
+        super().add(rows, cols, vals)
+        self.size += vals.size
+        if self.size > 2 * self.m:
+            self.shrink()
+
+    def shrink(self) -> None:
+        if not self.vals:
+            return
+        rows, cols, vals = self.arrays(self.vals[0].dtype)
+        if vals.size > self.m:
+            keep = np.argpartition(vals, vals.size - self.m)[vals.size - self.m:]
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+            self.floor = float(vals.min())
+        self.rows, self.cols, self.vals, self.size = [rows], [cols], [vals], vals.size
+
+
+def _tiles(factors: GraphFactors, axis: int, block_bytes: int, progress: bool | None, desc: str):
+    """Yield ``(start, block)`` with ``block = A[start:start+b, :]`` (axis 0) or ``A[:, start:start+b]`` (axis 1)."""
+    pre, post = factors.pre, factors.post
+    n_pre, n_post = factors.shape
+    other = n_post if axis == 0 else n_pre
+    step = max(1, block_bytes // max(1, other * pre.itemsize))
+    total = n_pre if axis == 0 else n_post
+    starts = range(0, total, step)
+    show = n_pre * n_post >= PROGRESS_ENTRIES if progress is None else progress
+    for start in tqdm(starts, desc=desc, unit="tile", disable=not show, leave=False):
+        stop = min(start + step, total)
+        yield start, (pre[start:stop] @ post if axis == 0 else pre @ post[:, start:stop])
+
+
+def product_graph(factors: GraphFactors, prune: Prune = None, progress: bool | None = None,
+                  block_bytes: int = BLOCK_BYTES) -> Circuits:
+    """Extract ``A = pre @ post`` tile by tile, pruned, as excitatory and inhibitory circuits.
+
+    Peak memory is one tile (about ``block_bytes``, plus its comparison masks) and the edges kept.
+    If no edge survives the pruning the circuits are empty and a warning names the largest ``|G|``.
+    """
+    if prune is not None and not isinstance(prune, (Threshold, TopK, Strongest)):
+        raise TypeError(f"prune must be None, Threshold, TopK or Strongest, got {prune!r}")
+    shape, dtype = factors.shape, factors.pre.dtype
+    desc = f"G_{factors.meta.get('which', '')} {shape[0]}x{shape[1]}"
+    largest = 0.0
+    if isinstance(prune, TopK):
+        exc, inh = _Edges(), _Edges()
+        for c0, block in _tiles(factors, 1, block_bytes, progress, desc):
+            for edges, values in ((exc, block), (inh, -block)):
+                k = min(prune.k, shape[0])
+                idx = np.argpartition(values, shape[0] - k, axis=0)[shape[0] - k:]  # k, c: the k largest rows
+                top = np.take_along_axis(values, idx, axis=0)
+                keep = top > 0
+                edges.add(idx[keep], np.nonzero(keep)[1] + c0, top[keep])
+        row_sorted = False
+    else:
+        if isinstance(prune, Strongest):
+            exc, inh = _StrongestPool(prune.m), _StrongestPool(prune.m)
+        else:
+            beta = prune.beta if isinstance(prune, Threshold) else None
+            exc, inh = _Edges(beta), _Edges(beta)
+        for r0, block in _tiles(factors, 0, block_bytes, progress, desc):
+            largest = max(largest, float(block.max()), -float(block.min()))
+            for edges, values in ((exc, block), (inh, -block)):
+                rows, cols = np.nonzero(edges.admits(values))
+                edges.add(rows + r0, cols, values[rows, cols])
+        if isinstance(prune, Strongest):
+            exc.shrink(), inh.shrink()
+        row_sorted = not isinstance(prune, Strongest)
+    circuits = Circuits(exc.to_csr(shape, dtype, row_sorted), inh.to_csr(shape, dtype, row_sorted),
+                        factors.pre_ids, factors.post_ids, {**factors.meta, "prune": repr(prune)})
+    if isinstance(prune, Threshold):
+        circuits.meta["largest_abs_weight"] = largest
+        if circuits.n_edges == 0:
+            warnings.warn(f"no edge has |G| >= beta = {prune.beta:g} (the largest |G| is {largest:.4g}): "
+                          "the graph is empty; choose a smaller beta", stacklevel=3)
+    return circuits
+
+
+def neuron_graph(model, which: str = "x", form: str = "analysis", head: int | None = None,
+                 prune: Prune = None, dtype=np.float64, progress: bool | None = None) -> Circuits:
+    """The neuron graph ``G_x`` (``which="x"``) or ``G_y`` of a model, pruned, as two circuits (module doc).
+
+    >>> torch.manual_seed(0)                                                   # doctest: +SKIP
+    >>> model = BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4))
+    >>> g = neuron_graph(model, head=1, prune=Threshold(0.01))
+    >>> g.shape, g.excitatory[3, 5]   # weight of the edge 3 -> 5 of head 1 (neurons 35 -> 37)
+    """
+    return product_graph(graph_factors(model, which, form, head, dtype), prune, progress)
+
+
+def entry_histogram(factors: GraphFactors, bins: int | np.ndarray = 200, block_bytes: int = BLOCK_BYTES,
+                    progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram ``(counts, edges)`` of all entries of ``G``, counted tile by tile (never held whole).
+
+    With ``bins`` an integer the range is [min G, max G], found in a first pass.
+    """
+    if np.isscalar(bins):
+        lo, hi = np.inf, -np.inf
+        for _, block in _tiles(factors, 0, block_bytes, progress, "range of G"):
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
+    counts = np.zeros(len(bins) - 1, dtype=np.int64)
+    for _, block in _tiles(factors, 0, block_bytes, progress, "histogram of G"):
+        counts += np.histogram(block, bins=bins)[0]
+    return counts, np.asarray(bins)

@@ -1,0 +1,165 @@
+"""Neuron graphs: orientation, tiled extraction against the dense reference, the exact form against the tensor
+model, and bad input."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from bdh_graph import BDH, BDHConfig
+from bdh_graph.graphs import (
+    Circuits,
+    Strongest,
+    Threshold,
+    TopK,
+    dense_neuron_graph,
+    entry_histogram,
+    graph_factors,
+    neuron_graph,
+    product_graph,
+)
+from bdh_graph.structure.degrees import in_degree, out_degree
+
+TINY_BLOCK = 2048  # bytes: forces many tiles even at this size
+
+
+def random_model(seed: int, **sizes) -> BDH:
+    torch.manual_seed(seed)
+    config = dict(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=8, vocab_size=32)
+    return BDH(BDHConfig(**{**config, **sizes}))
+
+
+def hand_built_model() -> BDH:
+    """d = n = 4, E = I, so G = D: edges 0 -> 1, 0 -> 2, 0 -> 3, 3 -> 1 (excitatory) and 1 -> 2 (inhibitory)."""
+    model = random_model(0, n_embd=4, n_head=1, mlp_internal_dim_multiplier=1)
+    with torch.no_grad():
+        model.decoder.copy_(torch.eye(4))  # E[k, i] = delta_ki
+        model.encoder.zero_()  # encoder[0, k, j] = D_x[j, k] = G[j, k] = weight of the edge k -> j
+        for pre, post, w in [(0, 1, 1.0), (0, 2, 2.0), (0, 3, 1.5), (3, 1, 0.7), (1, 2, -0.9)]:
+            model.encoder[0, pre, post] = w
+    return model
+
+
+def test_orientation_of_a_hand_built_graph():
+    g = neuron_graph(hand_built_model(), prune=Threshold(0.5))
+    assert g.excitatory[0, 2] == 2.0 and g.excitatory[2, 0] == 0  # A[i, j] = weight of i -> j
+    assert out_degree(g.excitatory).tolist() == [3, 0, 0, 1]
+    assert in_degree(g.excitatory).tolist() == [0, 2, 1, 1]
+    assert g.inhibitory[1, 2] == pytest.approx(0.9)
+    assert out_degree(g.inhibitory).tolist() == [0, 1, 0, 0]
+    assert in_degree(g.inhibitory).tolist() == [0, 0, 1, 0]
+    assert (g.signed().toarray() == dense_neuron_graph(hand_built_model())).all()
+
+
+def reference(A: np.ndarray, prune) -> tuple[np.ndarray, np.ndarray]:
+    """Dense excitatory and inhibitory circuits of the signed ``A``, pruned the slow obvious way."""
+    out = []
+    for S in (np.maximum(A, 0), np.maximum(-A, 0)):
+        if isinstance(prune, Threshold):
+            out.append(np.where(S >= prune.beta, S, 0))
+        elif isinstance(prune, TopK):
+            kept = np.zeros_like(S)
+            for j in range(S.shape[1]):
+                rows = np.argsort(S[:, j])[::-1][: prune.k]
+                kept[rows, j] = S[rows, j]
+            out.append(kept)
+        elif isinstance(prune, Strongest):
+            floor = np.sort(S.ravel())[::-1][prune.m - 1]
+            out.append(np.where(S >= floor, S, 0))
+        else:
+            out.append(S)
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("form", ["analysis", "exact"])
+@pytest.mark.parametrize("head", [None, 1])
+@pytest.mark.parametrize("which", ["x", "y"])
+def test_tiled_extraction_equals_the_dense_reference(form, head, which):
+    seed = np.random.SeedSequence().entropy % 2**31  # fresh weights each run; the seed is in any failure
+    model = random_model(seed)
+    A = dense_neuron_graph(model, which, form, head)
+    n_post = A.shape[1]
+    beta = float(np.quantile(np.abs(A), 0.9))
+    factors = graph_factors(model, which, form, head)
+    for prune in (None, Threshold(beta), TopK(3), Strongest(n_post)):
+        g = product_graph(factors, prune, block_bytes=TINY_BLOCK)
+        exc, inh = reference(A, prune)
+        assert g.shape == A.shape
+        context = f"{prune!r}, seed {seed}"
+        np.testing.assert_allclose(g.excitatory.toarray(), exc, rtol=1e-12, atol=1e-15, err_msg=context)
+        np.testing.assert_allclose(g.inhibitory.toarray(), inh, rtol=1e-12, atol=1e-15, err_msg=context)
+        assert g.n_edges == np.count_nonzero(exc) + np.count_nonzero(inh)
+    whole = dense_neuron_graph(model, which, form)
+    N = model.config.N
+    block = whole[N:2 * N, N:2 * N] if form == "analysis" else whole[:, N:2 * N]
+    assert head is None or np.array_equal(A, block)
+
+
+def test_head_ids_and_the_exact_form_square_graph():
+    model = random_model(1)
+    c, N, n = model.config, model.config.N, model.config.n_neurons
+    g = neuron_graph(model, form="exact", head=1, prune=TopK(2))
+    assert g.shape == (n + c.vocab_size, N)
+    assert g.post_ids.tolist() == list(range(N, 2 * N)) and g.pre_ids[-1] == n + c.vocab_size - 1
+    A, ids = g.square("both")
+    assert A.shape == (n + c.vocab_size,) * 2 and np.array_equal(ids, g.pre_ids)
+    np.testing.assert_array_equal(A.toarray()[:, N:2 * N], g.circuit("both").toarray())
+    assert A.toarray()[:, :N].sum() == 0 and A.toarray()[:, 2 * N:].sum() == 0
+
+
+def test_exact_form_reproduces_the_first_layer_of_the_tensor_model():
+    """SPEC 3.1: the input neuron of token t fires w = onehot / gain; G_x w is D_x LN(embed[t]) (x before relu)."""
+    model = random_model(2).double()
+    n = model.config.n_neurons
+    A = neuron_graph(model, form="exact").signed().toarray()
+    tokens = torch.tensor([5, 17, 30])
+    record = {}
+    model.step(tokens, model.init_state(3), record)
+    for b, tok in enumerate(tokens.tolist()):
+        pre = A[n + tok]  # out-edges of the input neuron
+        E_ext_col = model.embed.weight[tok].detach().numpy() - model.embed.weight[tok].detach().numpy().mean()
+        gain = np.sqrt(E_ext_col @ E_ext_col / model.config.n_embd + 1e-5)
+        x = record["x"][0, b].reshape(-1).numpy()  # layer 1, head-major
+        np.testing.assert_allclose(np.maximum(pre / gain, 0), x, rtol=1e-10, atol=1e-12)
+
+
+def test_entry_histogram_counts_every_entry():
+    model = random_model(3)
+    A = dense_neuron_graph(model)
+    counts, edges = entry_histogram(graph_factors(model), bins=50, block_bytes=TINY_BLOCK)
+    assert counts.sum() == A.size
+    np.testing.assert_array_equal(counts, np.histogram(A, bins=edges)[0])
+
+
+def test_bad_input_has_clear_errors():
+    model = random_model(4)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="beta must be > 0"):
+            Threshold(bad)
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
+        TopK(0)
+    with pytest.raises(ValueError, match=r"head must be an integer in \[0, 2\).*got 2"):
+        neuron_graph(model, head=2)
+    with pytest.raises(ValueError, match="which must be"):
+        neuron_graph(model, which="z")
+    with pytest.raises(ValueError, match="form must be"):
+        neuron_graph(model, form="dense")
+    with pytest.raises(TypeError, match="prune must be"):
+        neuron_graph(model, prune=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        Circuits(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
+        Circuits(-np.eye(2), np.eye(2))
+
+
+def test_a_threshold_above_every_weight_gives_an_empty_graph_and_a_message():
+    model = random_model(5)
+    largest = np.abs(dense_neuron_graph(model, head=0)).max()
+    with pytest.warns(UserWarning, match=f"no edge has .G. >= beta = 1e\\+06 \\(the largest .G. is {largest:.4g}"):
+        g = neuron_graph(model, head=0, prune=Threshold(1e6))
+    assert g.n_edges == 0 and g.shape == (model.config.N,) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert neuron_graph(model, head=0, prune=Threshold(largest * 0.99)).n_edges >= 1
