@@ -139,3 +139,12 @@ def test_bundled_model_loads_if_present():
     model = load_model()
     assert set(model.state_dict()) == set(CHECKPOINT_KEYS)
     assert BUNDLED_MODEL.stat().st_size <= 10 * 2**20
+
+
+def test_saved_files_get_the_usual_permissions(model, tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = save_model(model, tmp_path / "m.safetensors")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
