@@ -168,7 +168,7 @@ class BDH(nn.Module):
         xs, ys, as_, vs = [], [], [], [v]
         for layer in range(self.config.n_layer):
             rho = state.rho[layer]  # B, h, d, N
-            x = F.relu(torch.einsum("bd,hdn->bhn", v, self.encoder))  # B, h, N
+            x = F.relu(v[:, None, None, :] @ self.encoder).squeeze(2)  # B, h, N (a batched matmul avoids a copy of D_x)
             k = rope(x, cos, sin)
             a = torch.einsum("bhdn,bhn->bhd", rho, k)  # read before write
             rho.add_(v[:, None, :, None] * k[:, :, None, :])  # Hebbian write

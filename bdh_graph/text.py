@@ -57,7 +57,7 @@ def split_held_out(tokens: torch.Tensor, fraction: float = HELD_OUT_FRACTION) ->
     return tokens[:cut], tokens[cut:]
 
 
-def default_passage(n_bytes: int = 512) -> str:
+def default_passage(n_bytes: int = 256) -> str:
     """A passage from the held-out part of the default corpus (never seen in training), cut at whole lines."""
     _, held_out = split_held_out(encode(default_corpus()))
     text = decode(held_out)
