@@ -3,21 +3,34 @@ and matched contrast sentences, the same templates filled with words outside the
 
 Matching matters for the monosemantic-synapse test: a synapse that separates the two sets must respond to the
 concept word, not to the template around it.
+
+- ``concept_sentences`` / ``concept_corpus``: sampled with replacement (training text; the bundled model was
+  trained on ``concept_corpus(1200, seed=1337)``, whose output must therefore never change).
+- ``matched_sentences``: *distinct* concept sentences and their matched contrast sentences (same template,
+  filler instead of member), for statistics on disjoint selection and test sets. It also uses the
+  ``extra_templates``, which the training text never contains.
+- ``read_sentences``: a user's own sentence file, one sentence per line.
 """
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Concept:
-    """Members of a concept, templates with one ``{}`` slot, and fillers for the matched contrast sentences."""
+    """Members of a concept, templates with one ``{}`` slot, and fillers for the matched contrast sentences.
+
+    ``extra_templates`` are used only by ``matched_sentences`` (never in the training text of the bundled model).
+    """
 
     name: str
     members: tuple[str, ...]
     templates: tuple[str, ...]
     contrast_fillers: tuple[str, ...]
+    extra_templates: tuple[str, ...] = ()
 
     def sentence(self, rng: random.Random, contrast: bool = False) -> str:
         template = rng.choice(self.templates)
@@ -36,6 +49,8 @@ CONCEPTS: dict[str, Concept] = {
              "The fine was set at five hundred {}.", "Wages there are paid in {}."),
             ("apples", "minutes", "boxes", "stones", "pages", "letters", "chairs", "candles", "shells", "buttons",
              "feathers", "bricks"),
+            ("He saved forty {} for the trip.", "The jar was full of {}.", "Nobody wanted to lend her the {}.",
+             "The merchant weighed the {} on a scale."),
         ),
         Concept(
             "country",
@@ -46,6 +61,8 @@ CONCEPTS: dict[str, Concept] = {
              "He wrote a long book about {}.", "The train to {} was late again.", "Our cousins still live in {}."),
             ("the station", "the garden", "the library", "the harbour", "the village", "the office", "the market",
              "the museum", "the valley", "the school", "the bakery", "the stadium"),
+            ("She sent a postcard from {} in May.", "The new road to {} opened in spring.",
+             "Nobody in {} expected the storm.", "The old map showed {} in green."),
         ),
         Concept(
             "number",
@@ -55,6 +72,9 @@ CONCEPTS: dict[str, Concept] = {
              "The recipe needs {} eggs.", "We planted {} trees by the road.", "The class has {} pupils this term."),
             ("several", "many", "some", "a few", "no", "enough", "countless", "plenty of", "more", "fewer", "odd",
              "the"),
+            ("We found {} shells on the beach.", "The farmer sold {} goats at the fair.",
+             "She read {} pages before dinner.", "The storm broke {} windows in the town.",
+             "He carried {} boxes up the stairs.", "They sang {} songs at the party."),
         ),
         Concept(
             "person",
@@ -64,6 +84,9 @@ CONCEPTS: dict[str, Concept] = {
              "Everyone waited for {} to speak.", "The garden was planted by {}.", "In the end {} kept the key."),
             ("the teacher", "someone", "the guard", "a stranger", "the driver", "the neighbour", "nobody",
              "the baker", "the clerk", "the child", "the pilot", "the doctor"),
+            ("The story was told by {} at dinner.", "After the rain {} fixed the roof.",
+             "The parcel was left for {} at the door.", "On Monday {} painted the fence.",
+             "The tickets were bought by {} in advance.", "That evening {} lit the candles."),
         ),
     )
 }
@@ -91,3 +114,42 @@ def concept_corpus(n_sentences: int, seed: int = 0) -> str:
              for s in concept_sentences(name, per_set, seed, contrast)]
     random.Random(seed).shuffle(lines)
     return "\n".join(lines) + "\n"
+
+
+def matched_sentences(name: str, count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``count`` distinct sentences of concept ``name`` and ``count`` distinct matched contrast sentences.
+
+    Sentence ``k`` of both lists is the same template (of ``templates + extra_templates``), filled with a member
+    of the concept and with a contrast filler respectively. Each (template, member) pair occurs at most once, and
+    within a template members map one-to-one onto fillers (a seeded rotation), so neither list repeats a sentence.
+    At most ``len(templates + extra_templates) * len(members)`` pairs exist.
+    """
+    concept = get_concept(name)
+    templates = concept.templates + concept.extra_templates
+    available = len(templates) * len(concept.members)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= available:
+        raise ValueError(f"count must be an integer in [1, {available}] for concept '{name}' "
+                         f"({len(templates)} templates x {len(concept.members)} members), got {count!r}")
+    rng = random.Random(f"matched/{name}/{seed}")
+    pairs = [(t, m) for t in range(len(templates)) for m in range(len(concept.members))]
+    rng.shuffle(pairs)
+    rotation = [rng.randrange(len(concept.contrast_fillers)) for _ in templates]
+    fillers = concept.contrast_fillers
+    chosen = pairs[:count]
+    return ([templates[t].format(concept.members[m]) for t, m in chosen],
+            [templates[t].format(fillers[(m + rotation[t]) % len(fillers)]) for t, m in chosen])
+
+
+def read_sentences(path: str | os.PathLike) -> list[str]:
+    """The sentences of a UTF-8 file, one per line, stripped; empty lines are ignored, an empty list refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sentence file '{path}' does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"sentence file '{path}' is not UTF-8 text ({err})") from err
+    sentences = [line.strip() for line in lines if line.strip()]
+    if not sentences:
+        raise ValueError(f"sentence file '{path}' holds no sentences (expected one sentence per line)")
+    return sentences

@@ -11,7 +11,7 @@ Two forms (SPEC.md 3.1 and 4):
   so ``A = E^T D^T``; with the checkpoint's names ``A = decoder @ encoder_flat`` where
   ``encoder_flat = encoder.permute(1, 0, 2).reshape(d, h*N)``.
 - ``form="exact"``: ``G = D E_ext`` with ``E_ext = C [E | embed^T]`` and ``C = I - 11^T/d`` the mean-centring
-  over d; ``A`` is (n+V) x n: rows are the n model neurons, then the V input neurons (token ``t`` is neuron
+  over d (LayerNorm's mean subtraction: ``C = I`` in the Normfree variant); ``A`` is (n+V) x n: rows are the n model neurons, then the V input neurons (token ``t`` is neuron
   ``n + t``).
 
 A head restricts the columns to that head's neurons ``head*N .. (head+1)*N - 1``; in the analysis form the rows
@@ -210,7 +210,8 @@ def graph_factors(model, which: str = "x", form: str = "analysis", head: int | N
     pre_ids = np.arange(n)
     if form == "exact":
         pre = np.concatenate([pre, _numpy(model.embed.weight, dtype)])  # [E | embed^T]^T
-        pre = pre - pre.mean(axis=1, keepdims=True)  # C applied to every column of E_ext
+        if c.layer_norm:  # C is LayerNorm's mean subtraction; the Normfree residual stream is not centred
+            pre = pre - pre.mean(axis=1, keepdims=True)  # C applied to every column of E_ext
         pre_ids = np.arange(n + c.vocab_size)
     post_ids = np.arange(n)
     if head is not None:
@@ -236,7 +237,7 @@ def dense_neuron_graph(model, which: str = "x", form: str = "analysis", head: in
     E = _numpy(model.decoder, dtype).T  # (d, n)
     if form == "exact":
         d = c.n_embd
-        C = np.eye(d) - np.ones((d, d)) / d
+        C = np.eye(d) - np.ones((d, d)) / d if c.layer_norm else np.eye(d)
         E = C @ np.hstack([E, _numpy(model.embed.weight, dtype).T])
     A = (D @ E).T
     if head is None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bdh_graph import BDH, BDHConfig
+from bdh_graph.kernels import available_backends, get_backend
 
 
 def random_model(config: BDHConfig, seed: int, dtype=torch.float64, scale: float = 15.0) -> BDH:
@@ -20,3 +21,27 @@ def random_model(config: BDHConfig, seed: int, dtype=torch.float64, scale: float
 @pytest.fixture
 def make_model():
     return random_model
+
+
+# -- every backend, so that one test suite runs against all of them (issue 5) ----------------------------------
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
+                             reason="needs a CUDA GPU: torch.cuda.is_available() is False")
+BACKEND_PARAMS = [pytest.param((name, "cpu"), id="torch-cpu" if name == "torch" else name)
+                  for name in available_backends()]
+BACKEND_PARAMS.append(pytest.param(("torch", "cuda"), id="torch-cuda", marks=[pytest.mark.gpu, NO_CUDA]))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): waking torch's
+    thread pool costs more than it saves, and on a shared machine a second thread mostly waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    """Each backend in turn as a ``Backend``: numpy, numba, torch on the CPU, and torch on CUDA where present."""
+    return get_backend(*request.param)

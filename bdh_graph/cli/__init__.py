@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import model_commands, structure_commands
+from . import model_commands, network_commands, structure_commands, synapse_commands
 
 # Command groups, in the order of the data flow (weights -> graphs -> network -> analysis).
-COMMAND_MODULES = [model_commands, structure_commands]
+COMMAND_MODULES = [model_commands, structure_commands, network_commands, synapse_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

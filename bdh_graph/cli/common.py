@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..checkpoints import load_model
+from ..kernels import available_backends, check_device
 from ..tensor import BDH
 from ..text import default_passage, read_text
 
@@ -18,16 +19,37 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def model_from_args(args: argparse.Namespace) -> BDH:
+    """The model of ``args``, on ``args.device`` where the command has ``--device``."""
     overrides = {"n_layer": args.n_layer} if args.n_layer is not None else {}
-    return load_model(args.checkpoint, **overrides)
+    return load_model(args.checkpoint, **overrides).to(getattr(args, "device", "cpu"))
 
 
-def add_text_argument(parser: argparse.ArgumentParser, default_bytes: int = 512) -> None:
+def device_type(text: str) -> str:
+    """``--device``'s type: the device, refused at parse time (with what to install) if it cannot run here."""
+    try:
+        return str(check_device(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=device_type, default="cpu",
+                        help="where torch runs: cpu, cuda or cuda:<index> (default: cpu)")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--device`` of the commands that run a network (see ``bdh_graph.kernels``)."""
+    parser.add_argument("--backend", choices=available_backends(), default="numba",
+                        help="where the network's kernels run (default: numba; torch also runs on cuda)")
+    add_device_argument(parser)
+
+
+def add_text_argument(parser: argparse.ArgumentParser, default_bytes: int = 256) -> None:
     parser.add_argument("--text", type=Path, default=None,
                         help=f"UTF-8 text file (default: a {default_bytes}-byte held-out passage of the default corpus)")
 
 
-def text_from_args(args: argparse.Namespace, default_bytes: int = 512) -> str:
+def text_from_args(args: argparse.Namespace, default_bytes: int = 256) -> str:
     return read_text(args.text) if args.text is not None else default_passage(default_bytes)
 
 

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from ..text import decode, encode
-from . import structure_commands
-from .common import add_json_flag, add_model_argument, add_text_argument, model_from_args, print_result, text_from_args
+from . import network_commands, structure_commands, synapse_commands
+from .common import (add_device_argument, add_json_flag, add_model_argument, add_text_argument, model_from_args,
+                     print_result, text_from_args)
 
 # Sections added by later stages: functions ``section(model, out_dir: Path, args) -> dict``.
-DEMO_SECTIONS: list = [structure_commands.degree_figure]
+DEMO_SECTIONS: list = [structure_commands.degree_figure, network_commands.network_section,
+                       synapse_commands.synapse_section]
 
 
 def register(sub) -> None:
@@ -27,6 +29,7 @@ def register(sub) -> None:
     add_text_argument(p)
     p.add_argument("--out", type=Path, default=Path("bdh-demo"), help="folder for figures and recordings")
     p.add_argument("--predictions", type=int, default=5, help="next-byte predictions to print")
+    add_device_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_demo)
 

@@ -12,7 +12,7 @@ from ..config import BDHConfig
 from ..text import decode, default_corpus, encode, read_text, split_held_out
 from ..training import MODEL_FILE, TrainConfig, train
 from . import demo
-from .common import add_json_flag, add_model_argument, model_from_args, print_result
+from .common import add_device_argument, add_json_flag, add_model_argument, model_from_args, print_result
 
 # The bundled model's recipe: these are the defaults of ``bdh-graph train``.
 BUNDLED_CONFIG = BDHConfig(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=32)
@@ -36,7 +36,7 @@ def register(sub) -> None:
     for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device_argument(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
@@ -53,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    add_device_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_generate)
 
@@ -96,8 +97,8 @@ def cmd_info(args) -> int:
 
 def cmd_generate(args) -> int:
     model = model_from_args(args)
-    generator = torch.Generator().manual_seed(args.seed)
-    idx = encode(args.prompt).unsqueeze(0)
+    generator = torch.Generator(args.device).manual_seed(args.seed)
+    idx = encode(args.prompt).unsqueeze(0).to(args.device)
     out = model.generate(idx, args.max_new_tokens, args.temperature, args.top_k, generator=generator)
     text = decode(out[0])
     print_result(args, {"prompt": args.prompt, "text": text, "seed": args.seed}, text)

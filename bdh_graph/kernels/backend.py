@@ -1,0 +1,117 @@
+"""The backend interface: the handful of operations a network step needs, and where they run.
+
+A network (``bdh_graph.network``) keeps its vectors, graphs and synapses as arrays of one backend and steps
+only through the methods below, so a new backend (torch sparse on CPU/GPU) is one module implementing them.
+
+Array operations (defaults here work on host numpy arrays; a device backend overrides all of them):
+``asarray``, ``index_array``, ``to_numpy``, ``zeros``, ``graph``, ``active``, ``relu``, ``rope``, ``gain``,
+``all_finite``.
+
+Message-passing kernels (each writes in place and returns its number of synaptic events; the numpy twins in
+``reference.py`` define them): ``push``, ``pull``, ``rows_combine``, ``rows_dot``, ``outer_add``,
+``graph_outer_add``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..tensor import LN_EPS
+
+
+class Graph(NamedTuple):
+    """A CSR graph in a backend's arrays: row ``r`` holds the edges of neuron ``r``, columns sorted."""
+
+    indptr: object  # int64, (rows + 1,)
+    indices: object  # int32, (nnz,)
+    data: object  # float, (nnz,)
+    shape: tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        return len(self.indices)
+
+
+class Backend(ABC):
+    """Base class of the backends; the array operations act on host numpy arrays."""
+
+    name = "base"
+    device = "cpu"  # where the arrays live
+
+    def __init__(self, device: str = "cpu"):
+        if str(device) != "cpu":
+            raise ValueError(f"backend {self.name!r} runs on the CPU only, got device {str(device)!r}; "
+                             "the 'torch' backend runs on CUDA")
+
+    # -- arrays ----------------------------------------------------------------------------------------------
+    def asarray(self, a, dtype) -> np.ndarray:
+        """A C-contiguous array of ``a`` in ``dtype`` (a copy: the network owns it)."""
+        return np.array(a, dtype=dtype, order="C", copy=True)
+
+    def index_array(self, a) -> np.ndarray:
+        """Neuron ids as this backend's int64 index array."""
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def zeros(self, shape, dtype) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+
+    def graph(self, csr: sp.csr_array, dtype) -> Graph:
+        """``csr`` (sorted, duplicates summed) as a :class:`Graph` of this backend's arrays."""
+        csr = sp.csr_array(csr)
+        csr.sum_duplicates()
+        csr.sort_indices()
+        return Graph(self.asarray(csr.indptr, np.int64), self.asarray(csr.indices, np.int32),
+                     self.asarray(csr.data, dtype), tuple(csr.shape))
+
+    def active(self, v) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and values of the non-zero entries of the vector ``v`` (the neurons that fire)."""
+        idx = np.flatnonzero(v)
+        return idx, v[idx]
+
+    def relu(self, v) -> np.ndarray:
+        return np.maximum(v, 0)
+
+    def rope(self, v, cos, sin) -> np.ndarray:
+        """``R_t v``: pairs ``(2m, 2m+1)`` rotated by the phase whose cos/sin are given per neuron."""
+        rotated = np.empty_like(v)
+        rotated[0::2] = -v[1::2]
+        rotated[1::2] = v[0::2]
+        return v * cos + rotated * sin
+
+    def gain(self, u) -> float:
+        """``sqrt(var(u) + 1e-5)``: the standard deviation LayerNorm divides the d-vector ``u`` by."""
+        return np.sqrt(np.var(u) + LN_EPS)
+
+    def all_finite(self, v) -> bool:
+        return bool(np.isfinite(v).all())
+
+    # -- message-passing kernels (see reference.py for the definitions) -------------------------------------
+    @abstractmethod
+    def push(self, indptr, indices, data, idx, val, out) -> int:
+        ...
+
+    @abstractmethod
+    def pull(self, indptr, indices, data, idx, signal, out) -> int:
+        ...
+
+    @abstractmethod
+    def rows_combine(self, M, idx, val, out) -> int:
+        ...
+
+    @abstractmethod
+    def rows_dot(self, M, idx, vec, out) -> int:
+        ...
+
+    @abstractmethod
+    def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
+        ...
+
+    @abstractmethod
+    def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
+        ...

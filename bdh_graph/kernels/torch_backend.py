@@ -1,0 +1,167 @@
+"""The ``torch`` backend: the network's arrays as torch tensors on the CPU or a CUDA GPU.
+
+Every kernel of ``reference.py`` is a few vectorised torch calls over the active neurons: the edges of the
+active rows of a CSR graph are gathered at once (:func:`edges_of`, ``repeat_interleave`` + ``index_select``),
+messages are summed onto their targets with ``index_add_``, a graph whose every row takes part is multiplied
+as a ``torch.sparse_csr_tensor``, and Hebbian writes add an outer product into the synapse matrix with
+``index_add_``. A step has no per-neuron Python loop, so the same code runs on a GPU.
+
+Conventions beyond ``reference.py``: neuron ids (``idx``) are int64 tensors, sorted and without repeats, as
+:meth:`TorchBackend.active` returns them, so ``len(idx) == rows`` means every row; graphs keep int64 column
+indices (torch indexes with int64). Event counts are Python ints, which costs one device sync per kernel.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..tensor import LN_EPS
+from .backend import Backend, Graph
+
+DEVICE_TYPES = ("cpu", "cuda")
+# pull multiplies the whole row range of its rows when they are at least 1/RANGE_FILL of it, else gathers edges
+RANGE_FILL = 4
+
+
+def check_device(device) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``) as a ``torch.device`` this machine
+    can run, else a ``ValueError`` that says what to install."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be one of {DEVICE_TYPES} (optionally 'cuda:<index>'), got {device!r}") from err
+    if parsed.type not in DEVICE_TYPES:
+        raise ValueError(f"device must be one of {DEVICE_TYPES} (optionally 'cuda:<index>'), got {device!r}")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(parsed)!r} is not available: torch.cuda.is_available() is False; "
+                             "install a CUDA build of torch (see README)")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(parsed)!r} is not available: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s), cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return parsed
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a numpy or torch ``dtype``."""
+    return dtype if isinstance(dtype, torch.dtype) else torch.from_numpy(np.empty(0, np.dtype(dtype))).dtype
+
+
+def edges_of(indptr: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the edges of rows ``idx`` of a CSR graph, row after row, and for each edge the index ``q``
+    of its row in ``idx``."""
+    starts = indptr.index_select(0, idx)
+    counts = indptr.index_select(0, idx + 1) - starts
+    total = int(counts.sum())  # the one host sync: the size of the outputs
+    owner = torch.repeat_interleave(torch.arange(len(idx), device=idx.device), counts, output_size=total)
+    first = torch.cumsum(counts, 0) - counts  # where each row's edges begin in the output
+    positions = torch.arange(total, device=idx.device) + (starts - first).index_select(0, owner)
+    return positions, owner
+
+
+def csr_mv(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """``A @ vec`` for the CSR matrix ``A = (crow, cols, values)`` of ``len(crow) - 1`` rows."""
+    with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        A = torch.sparse_csr_tensor(crow, cols, values, (len(crow) - 1, len(vec)), check_invariants=False)
+    return torch.mv(A, vec)
+
+
+def rows(M: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The rows ``idx`` of ``M``; ``M`` itself when ``idx`` holds every row (sorted ids without repeats)."""
+    return M if len(idx) == M.shape[0] else M.index_select(0, idx)
+
+
+class TorchBackend(Backend):
+    """Torch tensors on ``device`` (``"cpu"`` or ``"cuda[:i]"``); CPU threads: ``torch.set_num_threads``."""
+
+    name = "torch"
+
+    def __init__(self, device="cpu"):
+        self.device = check_device(device)
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={str(self.device)!r})"
+
+    # -- arrays ----------------------------------------------------------------------------------------------
+    def asarray(self, a, dtype) -> torch.Tensor:
+        if not isinstance(a, torch.Tensor):
+            a = torch.from_numpy(np.ascontiguousarray(a))
+        return a.detach().to(self.device, torch_dtype(dtype), copy=True).contiguous()
+
+    def index_array(self, a) -> torch.Tensor:
+        return self.asarray(a, torch.int64)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+    def zeros(self, shape, dtype) -> torch.Tensor:
+        return torch.zeros(shape, dtype=torch_dtype(dtype), device=self.device)
+
+    def graph(self, csr, dtype) -> Graph:
+        graph = super().graph(csr, dtype)
+        return graph._replace(indices=graph.indices.long())
+
+    def active(self, v) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.nonzero(v).view(-1)
+        return idx, v.index_select(0, idx)
+
+    def relu(self, v) -> torch.Tensor:
+        return torch.relu(v)
+
+    def rope(self, v, cos, sin) -> torch.Tensor:
+        pairs = v.view(-1, 2)
+        return v * cos + torch.stack((-pairs[:, 1], pairs[:, 0]), dim=1).view(-1) * sin
+
+    def gain(self, u) -> torch.Tensor:
+        return torch.sqrt(torch.var(u, correction=0) + LN_EPS)
+
+    def all_finite(self, v) -> bool:
+        return bool(torch.isfinite(v).all())
+
+    # -- message-passing kernels -----------------------------------------------------------------------------
+    def push(self, indptr, indices, data, idx, val, out) -> int:
+        positions, owner = edges_of(indptr, idx)
+        out.index_add_(0, indices.index_select(0, positions),
+                       data.index_select(0, positions) * val.index_select(0, owner))
+        return len(positions)
+
+    def pull(self, indptr, indices, data, idx, signal, out) -> int:
+        if len(idx) == 0:
+            return 0
+        lo, hi = idx[[0, -1]].tolist()
+        if RANGE_FILL * len(idx) < hi + 1 - lo:  # a few rows far apart: gather their edges
+            positions, owner = edges_of(indptr, idx)
+            source = signal.index_select(0, indices.index_select(0, positions))
+            out.zero_().index_add_(0, owner, data.index_select(0, positions) * source)
+            return int(torch.count_nonzero(source))
+        # the rows fill their range [lo, hi]: multiply all of it as one sparse CSR matrix and keep rows idx
+        start, end = indptr[[lo, hi + 1]].tolist()
+        crow, cols, rows_idx = indptr[lo:hi + 2] - start, indices[start:end], idx - lo
+        out.copy_(csr_mv(crow, cols, data[start:end], signal).index_select(0, rows_idx))
+        fired = csr_mv(crow, cols, torch.ones_like(data[start:end]), (signal != 0).to(data.dtype))  # per row
+        return int(fired.index_select(0, rows_idx).long().sum())
+
+    def rows_combine(self, M, idx, val, out) -> int:
+        out.add_(val @ rows(M, idx))
+        return len(idx) * M.shape[1]
+
+    def rows_dot(self, M, idx, vec, out) -> int:
+        out.copy_(rows(M, idx) @ vec)
+        return len(idx) * len(vec)
+
+    def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
+        update = torch.outer(row_val, col_val)
+        if len(col_idx) == M.shape[1]:  # every column: add whole rows
+            M.index_add_(0, row_idx, update)
+        else:  # entries of the contiguous M by their flat index
+            M.view(-1).index_add_(0, (row_idx.unsqueeze(1) * M.shape[1] + col_idx).view(-1), update.view(-1))
+        return len(row_idx) * len(col_idx)
+
+    def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
+        positions, owner = edges_of(indptr, idx)
+        post = col.index_select(0, indices.index_select(0, positions))
+        data.index_add_(0, positions, val.index_select(0, owner) * post)
+        return int(torch.count_nonzero(post))

@@ -1,0 +1,68 @@
+"""Hub wiring (SPEC.md 3.3): n+V neurons and d hubs; exact at any size, O(n d) per token.
+
+Edges ``E_ext`` (neurons -> hubs), ``D_x`` and ``D_y`` (hubs -> neurons); the Hebbian state ``rho`` (d, N per
+layer and head) lives on the hub -> x-neuron synapses. The hubs hold ``u = E_ext w`` (``neurons.Trace``),
+which is centred, so LayerNorm across the hubs is the division by ``gain(u)``. Per layer::
+
+    x = relu(D_x u)                      # every hub sends to every neuron
+    per head: k = R_t x_head
+              a = rho @ k                # read, before the write: active x-neurons send back to the hubs
+              y_head = relu(D_y a / gain(a)) * x_head      # only x-active neurons compute
+              rho += outer(u, k)         # Hebbian write on hub -> active x-neuron synapses
+    logits = lm_head^T u
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..graphs import graph_factors
+from .synapses import DenseSynapses
+
+
+class HubWiring:
+    name = "hub"
+
+    def __init__(self, model, backend, dtype):
+        c = model.config
+        self.backend, self.n, self.N, self.n_head = backend, c.n_neurons, c.N, c.n_head
+        fx, fy = graph_factors(model, "x", "exact"), graph_factors(model, "y", "exact")
+        self.E_ext = backend.asarray(fx.pre, dtype)  # (n+V, d)
+        self.D_x = backend.asarray(fx.post.T, dtype)  # (n, d): row j = the edges hubs -> neuron j
+        self.D_y = backend.asarray(fy.post.T, dtype)
+        self.lm_head = backend.asarray(model.lm_head.detach().cpu().double().numpy().T, dtype)  # (V, d)
+        self.n_edges = {"E_ext": int(np.prod(fx.pre.shape)), "D_x": self.n * c.n_embd, "D_y": self.n * c.n_embd}
+        self.all_neurons = backend.index_array(np.arange(self.n))
+        self.all_hubs = backend.index_array(np.arange(c.n_embd))
+        self.all_tokens = backend.index_array(np.arange(c.vocab_size))
+        self.synapses = DenseSynapses(c.n_layer, c.n_head, c.N, c.n_embd, backend, dtype)
+        self.synapse_graph = None
+
+    def presynaptic(self, trace):
+        """The presynaptic side of this layer: every hub, their values, the hub vector."""
+        return self.all_hubs, trace.u, trace.u
+
+    def potential(self, trace, pre):
+        x = self.backend.zeros(self.n, trace.u.dtype)
+        return x, self.backend.rows_dot(self.D_x, self.all_neurons, trace.u, x)
+
+    def gate(self, S, x, trace):
+        """``y`` of all heads from the synapse reads ``S`` (h, d) and the x-neurons that fire."""
+        b, N = self.backend, self.N
+        y = b.zeros(self.n, x.dtype)
+        events = 0
+        for head in range(self.n_head):
+            a = S[head] / trace.gain(S[head])
+            x_idx, x_val = b.active(x[head * N:(head + 1) * N])
+            posts = x_idx + head * N
+            pre = b.zeros(len(posts), x.dtype)
+            events += b.rows_dot(self.D_y, posts, a, pre)
+            y[posts] = b.relu(pre) * x_val
+        return y, events
+
+    def readout(self, trace, pre):
+        logits = self.backend.zeros(self.lm_head.shape[0], trace.u.dtype)
+        return logits, self.backend.rows_dot(self.lm_head, self.all_tokens, trace.u, logits)
+
+    def rho(self, layer: int) -> np.ndarray:
+        """The synaptic state ``rho`` (h, d, N)."""
+        return np.stack([self.synapses.matrix(layer, h) for h in range(self.n_head)])

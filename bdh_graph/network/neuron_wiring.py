@@ -1,0 +1,100 @@
+"""Neuron wiring (SPEC.md 3.1): n model neurons and V input neurons talking along the graphs G_x and G_y.
+
+Per layer, with ``w`` the presynaptic trace (``neurons.Trace``) and ``sigma`` the synapses of each head::
+
+    x = relu(G_x^e.w - G_x^i.w)                    # active presynaptic neurons send along their out-edges
+    per head: k = R_t x_head
+              A = sigma @ k                        # read, before the write
+              y_head = relu((G_y^e.A - G_y^i.A) / gain(E_ext A)) * x_head   # only x-active neurons compute
+              sigma += outer(w, k)                 # Hebbian write, active pre x active post
+    logits = W^T w,   W = E_ext^T lm_head          # readout
+
+The circuits are the exact graphs of ``graphs.neuron_graph(form="exact")``, dense (``prune=None``) or pruned
+(SPEC.md 3.2: an approximation whose fidelity ``validate`` measures). ``sigma`` holds every
+(presynaptic, x-neuron) pair, or only those of a synapse graph.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..graphs import graph_factors, neuron_graph
+from .synapses import DenseSynapses, GraphSynapses
+
+
+class NeuronWiring:
+    name = "neuron"
+
+    def __init__(self, model, prune, synapses, backend, dtype, progress: bool | None = None):
+        c = model.config
+        self.backend, self.n, self.N, self.n_head = backend, c.n_neurons, c.N, c.n_head
+        G_x = neuron_graph(model, "x", "exact", prune=prune, progress=progress)
+        G_y = neuron_graph(model, "y", "exact", prune=prune, progress=progress)
+        self.n_edges = {"x": G_x.n_edges, "y": G_y.n_edges}
+        self.n_pre = G_x.shape[0]
+        # G_x pre-major (out-edges, for push); G_y post-major (in-edges, for pull)
+        self.x_exc, self.x_inh = backend.graph(G_x.excitatory, dtype), backend.graph(G_x.inhibitory, dtype)
+        self.y_exc, self.y_inh = backend.graph(G_y.excitatory.T, dtype), backend.graph(G_y.inhibitory.T, dtype)
+        self.E_ext_host = graph_factors(model, "x", "exact").pre  # (n+V, d), float64
+        self.E_ext = backend.asarray(self.E_ext_host, dtype)
+        lm_head = model.lm_head.detach().cpu().double().numpy()
+        self.W = backend.asarray(self.E_ext_host @ lm_head, dtype)  # readout graph, (n+V, V)
+        if isinstance(synapses, str) and synapses == "all":
+            self.synapses = DenseSynapses(c.n_layer, c.n_head, c.N, self.n_pre, backend, dtype)
+            self.synapse_graph = None
+        else:
+            if isinstance(synapses, str) and synapses == "wiring":
+                synapses = G_x.excitatory + G_x.inhibitory  # a synapse where G_x has an edge
+            self.synapse_graph = check_synapse_graph(synapses, (self.n_pre, self.n))
+            self.synapses = GraphSynapses(self.synapse_graph, c.n_layer, c.n_head, c.N, backend, dtype)
+
+    def presynaptic(self, trace):
+        """The presynaptic side of this layer: the trace's active neurons, their values, the whole trace."""
+        return (*self.backend.active(trace.w), trace.w)
+
+    def potential(self, trace, pre):
+        b = self.backend
+        x = b.zeros(self.n, trace.w.dtype)
+        events = b.push(*self.x_exc[:3], pre[0], pre[1], x) + b.push(*self.x_inh[:3], pre[0], -pre[1], x)
+        return x, events
+
+    def gate(self, S, x, trace):
+        """``y`` of all heads from the synapse reads ``S`` (h, n+V) and the x-neurons that fire."""
+        b, N = self.backend, self.N
+        y = b.zeros(self.n, x.dtype)
+        events = 0
+        for head in range(self.n_head):
+            g = 1.0
+            if trace.layer_norm:  # gain control: A seen through the hubs
+                u = b.zeros(self.E_ext.shape[1], x.dtype)
+                events += b.rows_combine(self.E_ext, *b.active(S[head]), u)
+                g = trace.gain(u)
+            x_idx, x_val = b.active(x[head * N:(head + 1) * N])
+            posts = x_idx + head * N
+            exc, inh = b.zeros(len(posts), x.dtype), b.zeros(len(posts), x.dtype)
+            events += b.pull(*self.y_exc[:3], posts, S[head], exc) + b.pull(*self.y_inh[:3], posts, S[head], inh)
+            y[posts] = b.relu((exc - inh) / g) * x_val
+        return y, events
+
+    def readout(self, trace, pre):
+        logits = self.backend.zeros(self.W.shape[1], trace.w.dtype)
+        return logits, self.backend.rows_combine(self.W, pre[0], pre[1], logits)
+
+    def rho(self, layer: int) -> np.ndarray:
+        """The synaptic state in tensor coordinates, ``rho = E_ext sigma``, (h, d, N)."""
+        return np.stack([self.synapses.project(layer, h, self.E_ext_host).T for h in range(self.n_head)])
+
+
+def check_synapse_graph(graph, shape: tuple[int, int]) -> sp.csr_array:
+    """A synapse graph as a CSR pattern of shape (n+V, n): ``graph[i, j] != 0`` if synapse i -> j exists."""
+    if not sp.issparse(graph):
+        raise TypeError(f"synapses must be 'all', 'wiring' or a scipy.sparse graph of shape {shape}, "
+                        f"got {type(graph).__name__}")
+    if tuple(graph.shape) != shape:
+        raise ValueError(f"synapse graph has shape {tuple(graph.shape)}, expected {shape} "
+                         "(presynaptic neurons incl. input neurons x x-neurons)")
+    pattern = sp.csr_array(graph, dtype=np.float64)
+    pattern.data[:] = 1.0
+    pattern.sum_duplicates()
+    pattern.eliminate_zeros()
+    return pattern

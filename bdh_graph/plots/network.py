@@ -1,0 +1,59 @@
+"""Figures of a network run: activity raster, sparsity per layer, synapse traces (from ``bdh_graph.monitors``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import save_figure  # selects the Agg backend
+
+
+def plot_raster(activity, path, which: str = "y", title: str = "") -> Path:
+    """Which neurons fired at which token, one panel per layer; colour = rate (log scale)."""
+    layers = activity.layers
+    fig, axes = plt.subplots(len(layers), 1, figsize=(10, 2.2 * len(layers)), sharex=True, squeeze=False)
+    for ax, layer in zip(axes[:, 0], layers):
+        steps, neurons, rates = activity.raster(layer, which)
+        if len(rates):
+            colours = np.log10(np.maximum(rates, rates.max() * 1e-6))
+            ax.scatter(steps, neurons, c=colours, s=0.5, marker="s", lw=0, cmap="viridis", rasterized=True)
+        ax.set_ylabel(f"layer {layer}\n{which}-neuron")
+        ax.set_ylim(-0.5, activity.config.n_neurons - 0.5)
+    axes[-1, 0].set_xlabel("token")
+    axes[0, 0].set_title(title or f"{which}-neurons firing (colour: log10 rate)", fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_layer_sparsity(sparsity, path, title: str = "") -> Path:
+    """Fraction of x- and y-neurons active: per layer (mean over tokens) and per token."""
+    x, y = sparsity.x, sparsity.y
+    layers = np.arange(x.shape[1])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    left.bar(layers - 0.2, x.mean(0), width=0.4, label="x")
+    left.bar(layers + 0.2, y.mean(0), width=0.4, label="y")
+    left.set_xticks(layers)
+    left.set_xlabel("layer")
+    left.set_ylabel("fraction active (mean over tokens)")
+    left.legend()
+    for layer in layers:
+        right.plot(y[:, layer], lw=0.8, label=f"y, layer {layer}")
+    right.set_xlabel("token")
+    right.set_ylabel("fraction of y active")
+    right.legend(fontsize=7)
+    fig.suptitle(title or "sparsity of the activity", fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_synapse_traces(monitors, path, title: str = "") -> Path:
+    """``sigma[layer, head][i, j]`` after each token, for every pair of the given SynapseMonitors."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for monitor in monitors:
+        for p, (i, j) in enumerate(monitor.pairs):
+            ax.plot(monitor.values[:, p], lw=1.0, label=f"layer {monitor.layer}, head {monitor.head}: {i} -> {j}")
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("token")
+    ax.set_ylabel("sigma (synapse state)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or "synapse traces", fontsize=9)
+    return save_figure(fig, path)

@@ -1,0 +1,224 @@
+"""Every backend against the others: kernels against their numpy twins, whole networks against Numba.
+
+The ``backend`` fixture (conftest.py) runs each test on numpy, numba, torch on the CPU and, where a GPU is
+present, torch on CUDA (marked ``gpu``, skipped with the reason otherwise). Networks are compared in float64:
+the same network on two backends must agree within round-off (1e-12 of each array's largest entry) and count
+exactly the same synaptic events.
+"""
+import functools
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from bdh_graph import BDHConfig
+from bdh_graph.cli import build_parser
+from bdh_graph.graphs import Threshold, TopK
+from bdh_graph.kernels import check_device, get_backend, reference, set_backend
+from bdh_graph.network import build_network
+from conftest import random_model
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+ROUND_OFF = 1e-12
+TOKENS = np.random.default_rng(5).integers(0, 256, 16)
+CONFIGS = {
+    "layernorm": (BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=8, dropout=0.0), 15.0),
+    "normfree": (BDHConfig(n_layer=2, n_embd=24, n_head=3, mlp_internal_dim_multiplier=4, dropout=0.0,
+                           layer_norm=False), 5.0),
+}
+NETWORKS = {  # name: (config, build_network arguments)
+    "neuron-dense": ("layernorm", dict(wiring="neuron")),
+    "neuron-dense-normfree": ("normfree", dict(wiring="neuron")),
+    "neuron-topk": ("layernorm", dict(wiring="neuron", prune=TopK(64))),
+    "neuron-threshold-wiring-synapses": ("layernorm", dict(wiring="neuron", prune=Threshold(0.5), synapses="wiring")),
+    "hub": ("layernorm", dict(wiring="hub")),
+    "hub-normfree": ("normfree", dict(wiring="hub")),
+}
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# -- kernels ---------------------------------------------------------------------------------------------------
+def random_csr(rng, shape, density):
+    g = sp.random_array(shape, density=density, format="csr", rng=rng)
+    g.data = rng.normal(size=g.nnz)
+    return g
+
+
+def sparse_vector(rng, n, fraction):
+    return rng.normal(size=n) * (rng.random(n) < fraction)
+
+
+def kernel_cases(rng, fraction):
+    """``kernel: arguments`` on the host: a scipy graph stands for its CSR arrays, int arrays are neuron ids."""
+    w = sparse_vector(rng, 300, fraction)
+    M = rng.normal(size=(200, 67))
+    rows = np.flatnonzero(sparse_vector(rng, 200, fraction))
+    pre, post = sparse_vector(rng, 50, fraction), sparse_vector(rng, 90, fraction)
+    g = random_csr(rng, (300, 257), 0.05)
+    return {
+        "push": (g, np.flatnonzero(w), w[w != 0], np.ones(257)),
+        "pull": (g, np.flatnonzero(w), sparse_vector(rng, 257, 0.5), np.full(np.count_nonzero(w), np.nan)),
+        "rows_combine": (M, rows, rng.normal(size=len(rows)), np.ones(67)),
+        "rows_dot": (M, rows, rng.normal(size=67), np.full(len(rows), np.nan)),
+        "outer_add": (rng.normal(size=(50, 90)), np.flatnonzero(pre), pre[pre != 0], np.flatnonzero(post),
+                      post[post != 0]),
+        "graph_outer_add": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5)),
+    }
+
+
+def run_kernel(backend, kernel, host_args, dtype):
+    """Run ``kernel`` of ``backend`` on its own copies of ``host_args``; its events and every array after."""
+    args = []
+    for a in host_args:
+        if sp.issparse(a):
+            args.extend(backend.graph(a, dtype)[:3])
+        elif a.dtype.kind == "i":
+            args.append(backend.index_array(a))
+        else:
+            args.append(backend.asarray(a, dtype))
+    events = getattr(backend, kernel)(*args)
+    return events, [backend.to_numpy(a).copy() for a in args]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 1.0])  # few rows apart, many, all: each path
+def test_kernels_equal_numpy_twins(backend, fraction, dtype):
+    numpy_backend = get_backend("numpy")
+    for kernel, host_args in kernel_cases(np.random.default_rng(int(fraction * 10)), fraction).items():
+        events, arrays = run_kernel(backend, kernel, host_args, dtype)
+        expected_events, expected = run_kernel(numpy_backend, kernel, host_args, dtype)
+        assert events == expected_events and isinstance(events, int), kernel
+        for actual, want in zip(arrays, expected):
+            scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+            np.testing.assert_allclose(actual, want, rtol=0, atol=TOL[dtype] * scale, err_msg=kernel)
+
+
+def test_array_operations_equal_numpy(backend):
+    rng = np.random.default_rng(0)
+    host = get_backend("numpy")
+    v, cos, sin = sparse_vector(rng, 64, 0.4), rng.normal(size=64), rng.normal(size=64)
+    b = {name: backend.asarray(a, np.float64) for name, a in (("v", v), ("cos", cos), ("sin", sin))}
+    idx, val = backend.active(b["v"])
+    np.testing.assert_array_equal(backend.to_numpy(idx), np.flatnonzero(v))
+    np.testing.assert_array_equal(backend.to_numpy(val), v[v != 0])
+    np.testing.assert_array_equal(backend.to_numpy(backend.relu(b["v"])), host.relu(v))
+    np.testing.assert_allclose(backend.to_numpy(backend.rope(b["v"], b["cos"], b["sin"])), host.rope(v, cos, sin),
+                               rtol=1e-15)
+    np.testing.assert_allclose(float(backend.gain(b["v"])), host.gain(v), rtol=1e-14)
+    assert backend.all_finite(b["v"]) and not backend.all_finite(backend.asarray([1.0, np.nan], np.float64))
+    assert backend.to_numpy(backend.zeros((2, 3), np.float32)).dtype == np.float32
+
+
+# -- networks: every backend equals Numba ----------------------------------------------------------------------
+def network(name: str, backend):
+    config, kwargs = NETWORKS[name]
+    cfg, scale = CONFIGS[config]
+    return build_network(random_model(cfg, seed=3, scale=scale), backend=backend, dtype=np.float64, **kwargs)
+
+
+def synapse_state(net) -> list[np.ndarray]:
+    """The Hebbian state of every layer and head as dense numpy arrays (sigma, or rho in the hub wiring)."""
+    c = net.config
+    if net.wiring == "hub":
+        return [net.rho(layer) for layer in range(c.n_layer)]
+    return [sp.csr_array(net.sigma(layer, head)).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
+
+
+@functools.cache
+def numba_run(name: str):
+    """Numba's records of every token (x, y, k, w, u, logits, events) and the synapse state after them."""
+    net = network(name, "numba")
+    records = []
+    for token in TOKENS:
+        records.append({})
+        net.step(int(token), records[-1])
+    return records, synapse_state(net), net.events
+
+
+def assert_round_off(actual, expected, what):
+    scale = float(np.abs(expected).max(initial=0.0))
+    err = float(np.abs(np.asarray(actual) - expected).max(initial=0.0))
+    assert err <= ROUND_OFF * scale, f"{what}: max error {err:.3g}, {err / max(scale, 1e-300):.3g} of the largest entry"
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_network_equals_numba(backend, name):
+    expected_records, expected_state, expected_events = numba_run(name)
+    net = network(name, backend)
+    for t, token in enumerate(TOKENS):
+        record = {}
+        net.step(int(token), record)
+        for key in ("x", "y", "k", "w", "u", "logits"):
+            assert_round_off(record[key], expected_records[t][key], f"{name} token {t} {key}")
+        assert record["events"] == expected_records[t]["events"], f"{name} token {t} events"
+    for i, (state, expected) in enumerate(zip(synapse_state(net), expected_state)):
+        assert_round_off(state, expected, f"{name} synapse state {i}")
+    assert net.events == expected_events
+    assert max(np.abs(r["y"]).max() for r in expected_records) > 0  # not vacuous: y fires
+
+
+@pytest.mark.parametrize("name", ["neuron-dense", "neuron-threshold-wiring-synapses", "hub"])
+def test_state_file_moves_between_backends(backend, name, tmp_path):
+    """A state saved by Numba resumes on ``backend``, and one saved there resumes on Numba (numpy arrays)."""
+    expected_records = numba_run(name)[0]
+    half = len(TOKENS) // 2
+    for saver, loader in ((network(name, "numba"), network(name, backend)),
+                          (network(name, backend), network(name, "numba"))):
+        saver.run(TOKENS[:half], progress=False)
+        loader.load_state(saver.save_state(tmp_path / "state.npz"))
+        assert loader.position == half and loader.events == saver.events
+        logits = loader.run(TOKENS[half:], progress=False)
+        assert_round_off(logits, np.stack([r["logits"] for r in expected_records[half:]]), f"{name} resumed")
+
+
+# -- choosing a backend and a device ---------------------------------------------------------------------------
+def test_set_backend_is_the_default_of_build_network(monkeypatch):
+    import bdh_graph.kernels as kernels
+
+    monkeypatch.setattr(kernels, "_default", kernels._default)
+    set_backend("torch", "cpu")
+    net = network("hub", None)
+    assert net.backend is get_backend("torch", "cpu") and isinstance(net.trace.u, torch.Tensor)
+    assert get_backend("torch").device == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_missing_cuda_says_what_to_install():
+    message = r"device 'cuda' is not available: torch.cuda.is_available\(\) is False; install a CUDA build of torch"
+    with pytest.raises(ValueError, match=message):
+        get_backend("torch", "cuda")
+    with pytest.raises(ValueError, match=message):
+        build_network(random_model(CONFIGS["layernorm"][0], seed=0), wiring="hub", backend="torch", device="cuda")
+    for command in (["train"], ["generate"], ["demo"]):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(command + ["--device", "cuda"])
+        assert exit_info.value.code == 2
+
+
+def test_bad_backend_or_device_is_refused(monkeypatch, capsys):
+    with pytest.raises(ValueError, match=r"device must be one of \('cpu', 'cuda'\).*got 'tpu'"):
+        check_device("tpu")
+    with pytest.raises(ValueError, match="backend 'numpy' runs on the CPU only, got device 'cuda:0'"):
+        reference.NumpyBackend("cuda:0")
+    # numba missing: the import fails and the error says what to install
+    import bdh_graph.kernels as kernels
+
+    monkeypatch.setattr(kernels, "_instances", {})
+    monkeypatch.delitem(sys.modules, "bdh_graph.kernels.numba_kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)
+    with pytest.raises(ValueError, match=r"backend 'numba' is not available: .*install it with `pip install numba`"):
+        get_backend("numba")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--device", "tpu"])
+    assert "argument --device: device must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: torch.cuda.is_available() is False")
+def test_backend_instance_on_another_device_is_refused():
+    with pytest.raises(ValueError, match="backend 'torch' runs on 'cpu', not on device 'cuda'"):
+        get_backend(get_backend("torch", "cpu"), "cuda")
