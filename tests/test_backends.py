@@ -6,6 +6,7 @@ the same network on two backends must agree within round-off (1e-12 of each arra
 exactly the same synaptic events.
 """
 import functools
+import json
 import sys
 
 import numpy as np
@@ -14,7 +15,8 @@ import scipy.sparse as sp
 import torch
 
 from bdh_graph import BDHConfig
-from bdh_graph.cli import build_parser
+from bdh_graph.checkpoints import save_model
+from bdh_graph.cli import build_parser, main
 from bdh_graph.graphs import Threshold, TopK
 from bdh_graph.kernels import check_device, get_backend, reference, set_backend
 from bdh_graph.network import build_network
@@ -173,6 +175,16 @@ def test_state_file_moves_between_backends(backend, name, tmp_path):
         assert loader.position == half and loader.events == saver.events
         logits = loader.run(TOKENS[half:], progress=False)
         assert_round_off(logits, np.stack([r["logits"] for r in expected_records[half:]]), f"{name} resumed")
+
+
+def test_validate_command_takes_backend_and_device(backend, tmp_path, capsys):
+    checkpoint = save_model(random_model(CONFIGS["layernorm"][0], seed=1), tmp_path / "tiny.safetensors")
+    text = tmp_path / "text.txt"
+    text.write_text("Every backend, token by token.", encoding="utf-8")
+    assert main(["validate", str(checkpoint), "--text", str(text), "--wiring", "hub", "--backend", backend.name,
+                 "--device", str(backend.device), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["backend"] == backend.name and summary["max_rel"] < 1e-9 and summary["tokens"] == 30
 
 
 # -- choosing a backend and a device ---------------------------------------------------------------------------

@@ -28,19 +28,21 @@ RANGE_FILL = 4
 def check_device(device) -> torch.device:
     """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``) as a ``torch.device`` this machine
     can run, else a ``ValueError`` that says what to install."""
+    expected = f"device must be one of {DEVICE_TYPES} (optionally 'cuda:<index>'), got {device!r}"
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be one of {DEVICE_TYPES} (optionally 'cuda:<index>'), got {device!r}") from err
+        raise ValueError(expected) from err
     if parsed.type not in DEVICE_TYPES:
-        raise ValueError(f"device must be one of {DEVICE_TYPES} (optionally 'cuda:<index>'), got {device!r}")
+        raise ValueError(expected)
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {str(parsed)!r} is not available: torch.cuda.is_available() is False; "
                              "install a CUDA build of torch (see README)")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(parsed)!r} is not available: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s), cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {str(parsed)!r} is not available: this machine has {count} CUDA device(s), "
+                             f"cuda:0 .. cuda:{count - 1}")
     return parsed
 
 
