@@ -52,7 +52,7 @@ def measure(model, tokens, prune, synapses: str) -> dict:
 
 
 def plot(rows: dict, dense_edges: int, path: Path, title: str) -> Path:
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
     panels = (("kl_mean", "mean KL(tensor || graph), nats", True), ("top1_agreement", "top-1 agreement", False),
               ("logits_max_rel", "max relative logit error", True))
     for ax, (key, label, log) in zip(axes, panels):

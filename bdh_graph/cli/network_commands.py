@@ -113,7 +113,7 @@ def save_run(out: Path, tokens: np.ndarray, activity: ActivityMonitor, sparsity:
              synapses: list[SynapseMonitor], events: EventMonitor, title: str) -> dict:
     """Figures (raster, sparsity, synapse traces) and the recordings (.npz) of a monitored run."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {"raster": plot_raster(activity, out / "raster.png", title=f"{title}: y-neurons firing"),
+    files = {"raster": plot_raster(activity, out / "raster.png", title=title),
              "sparsity": plot_layer_sparsity(sparsity, out / "sparsity.png", title=f"{title}: sparsity"),
              "synapses": plot_synapse_traces(synapses, out / "synapses.png", title=f"{title}: synapse traces")}
     arrays = {"tokens": tokens, "sparsity_x": sparsity.x, "sparsity_y": sparsity.y, "events": events.events,

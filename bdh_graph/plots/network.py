@@ -9,19 +9,23 @@ import numpy as np
 from . import save_figure  # selects the Agg backend
 
 
-def plot_raster(activity, path, which: str = "y", title: str = "") -> Path:
-    """Which neurons fired at which token, one panel per layer; colour = rate (log scale)."""
-    layers = activity.layers
+def plot_raster(activity, path, which: str = "y", max_rows: int = 512, title: str = "") -> Path:
+    """Which neurons fired at which token, one panel per layer (``title`` prefixes the description). With more
+    than ``max_rows`` neurons, each row is a block of neighbouring neurons, shaded by the fraction that fired."""
+    layers, n = activity.layers, activity.config.n_neurons
+    rows = min(n, max_rows)
     fig, axes = plt.subplots(len(layers), 1, figsize=(10, 2.2 * len(layers)), sharex=True, squeeze=False)
     for ax, layer in zip(axes[:, 0], layers):
-        steps, neurons, rates = activity.raster(layer, which)
-        if len(rates):
-            colours = np.log10(np.maximum(rates, rates.max() * 1e-6))
-            ax.scatter(steps, neurons, c=colours, s=0.5, marker="s", lw=0, cmap="viridis", rasterized=True)
+        steps, neurons, _ = activity.raster(layer, which)
+        T = len(activity.positions)
+        fired, _, _ = np.histogram2d(neurons, steps, bins=(rows, T), range=((0, n), (0, T)))
+        ax.imshow(fired * rows / n, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
+                  extent=(-0.5, T - 0.5, 0, n), interpolation="nearest")
         ax.set_ylabel(f"layer {layer}\n{which}-neuron")
-        ax.set_ylim(-0.5, activity.config.n_neurons - 0.5)
     axes[-1, 0].set_xlabel("token")
-    axes[0, 0].set_title(title or f"{which}-neurons firing (colour: log10 rate)", fontsize=9)
+    block = "" if rows == n else f" (rows: blocks of {n // rows} neurons, shade: fraction firing)"
+    label = f"{which}-neurons firing{block}"
+    axes[0, 0].set_title(f"{title}: {label}" if title else label, fontsize=9)
     return save_figure(fig, path)
 
 
