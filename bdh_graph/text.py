@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 
-VOCAB_SIZE = 256
 HELD_OUT_FRACTION = 0.1
 
 
