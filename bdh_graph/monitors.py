@@ -8,10 +8,17 @@ A monitor is passed to ``Network.run(tokens, monitors=[...])`` (or ``validate``)
 - :class:`SparsityMonitor`: fraction of x- and y-neurons active per layer and token.
 - :class:`SynapseMonitor`: traces of chosen synapses ``sigma[layer, head][i, j]``.
 - :class:`EventMonitor`: synaptic events (messages along edges plus synapse updates) per token.
+- :class:`SpikeMonitor`: spike mode: every spike of the x- and y-neurons (layer, token, micro-step, neuron).
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
+
+from .fileio import atomic_path
 
 WHICH = ("x", "y")
 
@@ -112,6 +119,9 @@ class SynapseMonitor(Monitor):
     wiring never stores sigma (it stores ``rho = E_ext sigma``: at the released size the full sigma would be
     about 1 GB per layer and head), yet each of its synapses is well defined and followed here. On a synapse
     graph the entries that exist hold exactly these values. ``values`` is (T, P): the state after each token.
+
+    In spike mode the monitor reads the entries from the stored sigma (neuron wiring only), which grows by
+    coincident spikes rather than by ``w_i k_j``.
     """
 
     def __init__(self, layer: int, head: int, pairs):
@@ -132,10 +142,15 @@ class SynapseMonitor(Monitor):
         if len(self.pairs) == 0 or i.min() < 0 or i.max() >= n_pre or j.min() < 0 or j.max() >= c.N:
             raise ValueError(f"SynapseMonitor pairs must be (i, j) with i in [0, {n_pre}) (neurons, then input "
                              f"neurons) and j in [0, {c.N}) (x-neuron of the head), got {self.pairs.tolist()}")
+        if network.mode == "spike" and network.wiring == "hub":
+            raise ValueError("SynapseMonitor: in spike mode sigma grows by spike coincidences, which a hub network "
+                             "does not store (it keeps rho = E_ext sigma only); use the neuron wiring")
         if self._network is network:
             return  # continuing a recording of this network
         self._network = network
-        if network.position == 0:
+        if network.mode == "spike":
+            self._running = None  # read from the stored sigma after every token
+        elif network.position == 0:
             self._running = np.zeros(len(self.pairs))
         elif network.wiring == "neuron" and network.synapse_graph is None:
             self._running = np.asarray(network.sigma(self.layer, self.head)[i, j], dtype=np.float64)
@@ -146,6 +161,10 @@ class SynapseMonitor(Monitor):
 
     def record(self, record: dict) -> None:
         super().record(record)
+        if self._network.mode == "spike":
+            sigma = self._network.sigma(self.layer, self.head)
+            self._values.append(np.asarray(sigma[self.pairs[:, 0], self.pairs[:, 1]], dtype=np.float64).ravel())
+            return
         if record["position"] == 0:
             self._running = np.zeros(len(self.pairs))  # the network was reset
         w = record["w"][self.layer]
@@ -172,3 +191,108 @@ class EventMonitor(Monitor):
     @property
     def events(self) -> np.ndarray:
         return np.array(self._events, dtype=np.int64)
+
+
+SPIKE_POPULATIONS = ("x", "y")
+SPIKE_FORMAT = "bdh_graph.spikes/1"
+
+
+class SpikeMonitor(Monitor):
+    """Every spike of the x- and y-neurons of a spike-mode network (``build_network(..., mode="spike")``).
+
+    ``spikes(layer, population)`` returns ``(token, step, neuron)``: the index of the token in the recording
+    (0..T-1), the micro-step (0..K-1) of the round in which the population fires (x: the read round, y: the
+    output round) and the neuron id (0..n-1), one entry per spike. ``counts`` gives spikes per token and neuron,
+    ``population_rate`` the fraction of the population firing at each micro-step; ``save`` writes it all to an
+    ``.npz`` file that :func:`load_spikes` reads back.
+    """
+
+    def __init__(self, layers=None, populations=SPIKE_POPULATIONS):
+        super().__init__()
+        bad = [p for p in populations if p not in SPIKE_POPULATIONS]
+        if bad or not populations:
+            raise ValueError(f"SpikeMonitor populations must be a non-empty subset of {SPIKE_POPULATIONS}, "
+                             f"got {list(populations)}")
+        self.populations, self._layers = tuple(populations), layers
+        self._spikes: dict = {}
+        self.spike_steps = None
+
+    def attach(self, network) -> None:
+        if network.mode != "spike":
+            raise ValueError("SpikeMonitor watches spikes: build the network with mode='spike' "
+                             f"(this one runs in {network.mode!r} mode)")
+        K = network.spike_options["spike_steps"]
+        if self.spike_steps not in (None, K):
+            raise ValueError(f"SpikeMonitor recorded K = {self.spike_steps} micro-steps per round; "
+                             f"this network has K = {K}")
+        super().attach(network)
+        self.spike_steps = K
+        self.layers = _check_layers(self._layers, network.config.n_layer)
+        for key in ((layer, p) for layer in self.layers for p in self.populations):
+            self._spikes.setdefault(key, [])
+
+    def record(self, record: dict) -> None:
+        super().record(record)
+        for key, spikes in self._spikes.items():
+            spikes.append(record["spikes"][key])
+
+    def _check(self, layer: int, population: str) -> list:
+        if (layer, population) not in self._spikes:
+            raise ValueError(f"SpikeMonitor did not record layer {layer} {population!r}; it records layers "
+                             f"{getattr(self, 'layers', [])} of {list(self.populations)}")
+        return self._spikes[(layer, population)]
+
+    def spikes(self, layer: int, population: str = "y") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        volleys = self._check(layer, population)
+        token = np.repeat(np.arange(len(volleys)), [len(n) for _, n in volleys]).astype(np.int32)
+        step = np.concatenate([s for s, _ in volleys] + [np.zeros(0, np.int32)])
+        neuron = np.concatenate([n for _, n in volleys] + [np.zeros(0, np.int32)])
+        return token, step, neuron
+
+    def counts(self, layer: int, population: str = "y") -> np.ndarray:
+        """Spikes per token and neuron, (T, n)."""
+        token, _, neuron = self.spikes(layer, population)
+        n, T = self.config.n_neurons, len(self.tokens)
+        return np.bincount(token.astype(np.int64) * n + neuron, minlength=T * n).reshape(T, n)
+
+    def population_rate(self, layer: int, population: str = "y") -> np.ndarray:
+        """Fraction of the population's n neurons firing at each micro-step, (T, K)."""
+        token, step, _ = self.spikes(layer, population)
+        K, T = self.spike_steps, len(self.tokens)
+        return np.bincount(token.astype(np.int64) * K + step, minlength=T * K).reshape(T, K) / self.config.n_neurons
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the recording to ``path`` (.npz, atomically, no pickles); read it with :func:`load_spikes`."""
+        arrays = {"format": np.array(SPIKE_FORMAT), "tokens": np.array(self.tokens, np.int64),
+                  "positions": np.array(self.positions, np.int64),
+                  "meta": np.array(json.dumps({"spike_steps": self.spike_steps, "n_neurons": self.config.n_neurons,
+                                               "layers": self.layers, "populations": list(self.populations)}))}
+        for layer, population in self._spikes:
+            for name, a in zip(("token", "step", "neuron"), self.spikes(layer, population)):
+                arrays[f"{population}_layer{layer}_{name}"] = a
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        return Path(path)
+
+
+def load_spikes(path: str | os.PathLike) -> dict:
+    """A recording written by :meth:`SpikeMonitor.save`: ``meta`` (spike_steps, n_neurons, layers,
+    populations), ``tokens``, ``positions`` and ``spikes[(layer, population)] = (token, step, neuron)``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError) as err:
+        raise ValueError(f"spike recording '{path}': not a readable .npz file ({err})") from err
+    if "format" not in arrays or str(arrays["format"]) != SPIKE_FORMAT:
+        raise ValueError(f"spike recording '{path}': not a spike recording (expected format {SPIKE_FORMAT})")
+    meta = json.loads(str(arrays["meta"]))
+    spikes = {}
+    for layer in meta["layers"]:
+        for population in meta["populations"]:
+            keys = [f"{population}_layer{layer}_{name}" for name in ("token", "step", "neuron")]
+            missing = [k for k in keys if k not in arrays]
+            if missing:
+                raise ValueError(f"spike recording '{path}': missing arrays {missing}")
+            spikes[(layer, population)] = tuple(arrays[k] for k in keys)
+    return {"meta": meta, "tokens": arrays["tokens"], "positions": arrays["positions"], "spikes": spikes}

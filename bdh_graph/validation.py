@@ -61,6 +61,8 @@ class ValidationResult:
     kl: np.ndarray = None
     top1: np.ndarray = None
     events: np.ndarray = None
+    mode: str = "rate"
+    spike_options: dict | None = None  # spike mode: spike_steps, seed, rate_scale
 
     @property
     def n_tokens(self) -> int:
@@ -75,7 +77,9 @@ class ValidationResult:
     def summary(self) -> dict:
         """Plain numbers (JSON-ready): the maxima of every error, mean and max KL, top-1 agreement."""
         out = {"wiring": self.wiring, "prune": self.prune, "synapses": self.synapses, "dtype": self.dtype,
-               "backend": self.backend, "tokens": self.n_tokens, "edges": self.n_edges}
+               "backend": self.backend, "tokens": self.n_tokens, "edges": self.n_edges, "mode": self.mode}
+        if self.spike_options is not None:
+            out.update(self.spike_options)
         for q in LAYER_QUANTITIES:
             checked = not np.all(np.isnan(self.rel_errors[q]))
             out[f"{q}_max_abs"] = float(np.nanmax(self.abs_errors[q])) if checked else None
@@ -87,12 +91,13 @@ class ValidationResult:
 
 
 def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", dtype=np.float64, backend=None,
-             device=None, state_every: int = 1, monitors=(), progress: bool = False) -> ValidationResult:
+             device=None, state_every: int = 1, monitors=(), progress: bool = False, **spiking) -> ValidationResult:
     """Step a network built from ``model`` and the tensor recurrent form side by side over ``tokens``.
 
     The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout). ``tokens`` is a
     string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
-    ``device`` go to ``build_network``. The synaptic state, costly to compare for a large dense sigma, is
+    ``device`` go to ``build_network``, and so do ``spiking`` options (``mode="spike"``, ``spike_steps``, ``seed``,
+    ``rate_scale``): the errors of a spiking network against the rate model it estimates. The synaptic state, costly to compare for a large dense sigma, is
     compared after every ``state_every``-th token and after the last (0: never).
     ``monitors`` watch the network as in ``Network.run``.
 
@@ -103,7 +108,7 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
     if isinstance(state_every, bool) or not isinstance(state_every, int) or state_every < 0:
         raise ValueError(f"state_every must be an integer >= 0, got {state_every!r}")
     net = build_network(model, wiring=wiring, prune=prune, synapses=synapses, backend=backend, dtype=dtype,
-                        device=device)
+                        device=device, **spiking)
     torch_dtype = torch.float64 if net.dtype == np.float64 else torch.float32
     reference = copy.deepcopy(model).to(device="cpu", dtype=torch_dtype).eval()
     state = reference.init_state(1)
@@ -115,7 +120,8 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
                               net.backend.name, net.n_edges,
                               {q: nan(T, L + (q == "v")) for q in LAYER_QUANTITIES},
                               {q: nan(T, L + (q == "v")) for q in LAYER_QUANTITIES},
-                              nan(T), nan(T), nan(T), np.zeros(T, bool), np.zeros(T, np.int64))
+                              nan(T), nan(T), nan(T), np.zeros(T, bool), np.zeros(T, np.int64),
+                              net.mode, net.spike_options)
     for monitor in monitors:
         monitor.attach(net)
     for t in tqdm(range(T), desc=f"validate {net.wiring}", unit="tok", disable=not progress):

@@ -11,7 +11,8 @@ import torch
 from bdh_graph import BDHConfig
 from bdh_graph.checkpoints import load_model, save_model
 from bdh_graph.cli import main
-from bdh_graph.cli.network_commands import network_section
+from bdh_graph.cli.network_commands import network_section, spike_section
+from bdh_graph.monitors import load_spikes
 from bdh_graph.network import build_network
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
@@ -83,3 +84,31 @@ def test_demo_network_section(files, tmp_path):
     assert result["exact"]["max_rel"] < 1e-9 and 0 <= result["pruned"]["top1_agreement"] <= 1
     assert "hub wiring equals the tensor model" in result["summary"]
     assert all((tmp_path / "network" / name).exists() for name in ("raster.png", "recordings.npz"))
+
+
+def test_step_command_in_spike_mode(capsys, files, tmp_path):
+    out = tmp_path / "spiking"
+    data = run_json(capsys, "step", files[0], "--text", files[1], "--out", str(out), "--wiring", "hub",
+                    "--mode", "spike", "--spike-steps", "4", "--seed", "3")
+    assert data["mode"] == "spike" and data["spike_options"]["spike_steps"] == 4 and data["spikes"] > 0
+    assert data["synapses"] == []  # a spiking hub network stores no sigma to trace
+    for name in ("spike_raster.png", "population_rate.png", "spikes.npz", "raster.png"):
+        assert (out / name).stat().st_size > 0
+    saved = load_spikes(out / "spikes.npz")
+    assert saved["meta"]["spike_steps"] == 4 and saved["tokens"].tolist() == list(TEXT.encode())
+    again = run_json(capsys, "step", files[0], "--text", files[1], "--out", str(tmp_path / "again"), "--wiring",
+                     "hub", "--mode", "spike", "--spike-steps", "4", "--seed", "3")
+    assert again["spikes"] == data["spikes"] and again["events"] == data["events"]
+    s = run_json(capsys, "validate", files[0], "--text", files[1], "--mode", "spike", "--spike-steps", "64",
+                 "--rate-scale", "x=max,w=max")
+    assert s["mode"] == "spike" and s["spike_steps"] == 64 and 0 < s["kl_mean"] < 1
+    for bad, message in ((["--spike-steps", "0"], "spike_steps must be an integer K >= 1"),
+                         (["--rate-scale", "x=-2"], "population 'x'"), (["--rate-scale", "fast"], "'max' or numbers")):
+        assert main(["validate", files[0], "--text", files[1], "--mode", "spike", *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_demo_spike_section(files, tmp_path):
+    result = spike_section(load_model(files[0]), tmp_path, argparse.Namespace(text=files[1]))
+    assert (tmp_path / "spikes" / "spike_raster.png").stat().st_size > 0
+    assert result["validation"]["mode"] == "spike" and result["validation"]["spike_steps"] == 16

@@ -19,7 +19,7 @@ from .common import (add_device_argument, add_json_flag, add_model_argument, add
 
 # Sections added by later stages: functions ``section(model, out_dir: Path, args) -> dict``.
 DEMO_SECTIONS: list = [structure_commands.degree_figure, network_commands.network_section,
-                       synapse_commands.synapse_section]
+                       network_commands.spike_section, synapse_commands.synapse_section]
 
 
 def register(sub) -> None:

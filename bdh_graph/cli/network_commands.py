@@ -9,9 +9,10 @@ import numpy as np
 
 from ..fileio import atomic_path
 from ..graphs import Threshold, TopK, graph_factors
-from ..monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SynapseMonitor
+from ..monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor, SynapseMonitor
 from ..network import build_network
 from ..plots.network import plot_layer_sparsity, plot_raster, plot_synapse_traces
+from ..plots.spikes import plot_population_rate, plot_spike_raster
 from ..text import encode
 from ..validation import validate
 from .common import (add_backend_arguments, add_json_flag, add_model_argument, add_text_argument, model_from_args,
@@ -31,12 +32,37 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron wiring: sigma on every pair, or only where G_x has an edge")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     add_backend_arguments(p)
+    p.add_argument("--mode", choices=("rate", "spike"), default="rate",
+                   help="rate: messages carry rates (exact); spike: Bernoulli spikes over --spike-steps micro-steps")
+    p.add_argument("--spike-steps", type=int, default=16, metavar="K", help="spike mode: micro-steps per round")
+    p.add_argument("--seed", type=int, default=0, help="spike mode: seed of the spikes")
+    p.add_argument("--rate-scale", default="max", metavar="S",
+                   help="spike mode: the rate that fires at every micro-step: 'max' (per round, the population's "
+                        "largest), a number, or per population, e.g. 'x=4,y=2,w=max'")
+
+
+def parse_rate_scale(text: str):
+    """``max``, a number, or ``population=value,...`` (values ``max`` or numbers)."""
+    def value(v: str):
+        try:
+            return v if v == "max" else float(v)
+        except ValueError:
+            raise ValueError(f"--rate-scale values must be 'max' or numbers, got {v!r}") from None
+    if "=" not in text:
+        return value(text)
+    pairs = [item.split("=", 1) for item in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"--rate-scale must be 'max', a number or 'population=value,...', got {text!r}")
+    return {k.strip(): value(v.strip()) for k, v in pairs}
 
 
 def network_options(args) -> dict:
     prune = TopK(args.top_k) if args.top_k is not None else Threshold(args.beta) if args.beta is not None else None
-    return dict(wiring=args.wiring, prune=prune, synapses=args.synapses, dtype=args.dtype, backend=args.backend,
-                device=args.device)
+    options = dict(wiring=args.wiring, prune=prune, synapses=args.synapses, dtype=args.dtype, backend=args.backend,
+                   device=args.device, mode=args.mode)
+    if args.mode == "spike":
+        options.update(spike_steps=args.spike_steps, seed=args.seed, rate_scale=parse_rate_scale(args.rate_scale))
+    return options
 
 
 def register(sub) -> None:
@@ -65,8 +91,9 @@ def register(sub) -> None:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"{s['wiring']} wiring ({s['backend']}, {s['dtype']}, prune {s['prune']}, synapses {s['synapses']}) "
-             f"against the tensor model over {s['tokens']} tokens:"]
+    mode = f", spike mode K = {s['spike_steps']}" if s.get("mode") == "spike" else ""
+    lines = [f"{s['wiring']} wiring ({s['backend']}, {s['dtype']}, prune {s['prune']}, synapses {s['synapses']}"
+             f"{mode}) against the tensor model over {s['tokens']} tokens:"]
     for q in ("x", "y", "v", "state", "logits"):
         if s[f"{q}_max_rel"] is not None:
             lines.append(f"  {q:7s} max abs error {s[f'{q}_max_abs']:.3e}   max rel error {s[f'{q}_max_rel']:.3e}")
@@ -110,15 +137,24 @@ def synapse_monitors(pairs) -> list[SynapseMonitor]:
 
 
 def save_run(out: Path, tokens: np.ndarray, activity: ActivityMonitor, sparsity: SparsityMonitor,
-             synapses: list[SynapseMonitor], events: EventMonitor, title: str) -> dict:
-    """Figures (raster, sparsity, synapse traces) and the recordings (.npz) of a monitored run."""
+             synapses: list[SynapseMonitor], events: EventMonitor, title: str, spikes: SpikeMonitor | None = None
+             ) -> dict:
+    """Figures (raster, sparsity, synapse traces; spike raster and population rates in spike mode) and the
+    recordings (.npz; spikes in their own file) of a monitored run."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"raster": plot_raster(activity, out / "raster.png", title=title),
-             "sparsity": plot_layer_sparsity(sparsity, out / "sparsity.png", title=f"{title}: sparsity"),
-             "synapses": plot_synapse_traces(synapses, out / "synapses.png", title=f"{title}: synapse traces")}
+             "sparsity": plot_layer_sparsity(sparsity, out / "sparsity.png", title=f"{title}: sparsity")}
+    if synapses:
+        files["synapses"] = plot_synapse_traces(synapses, out / "synapses.png", title=f"{title}: synapse traces")
+    if spikes is not None:
+        files["spike_raster"] = plot_spike_raster(spikes, out / "spike_raster.png", title=title)
+        files["population_rate"] = plot_population_rate(spikes, out / "population_rate.png",
+                                                        title=f"{title}: population rates")
+        files["spikes"] = spikes.save(out / "spikes.npz")
     arrays = {"tokens": tokens, "sparsity_x": sparsity.x, "sparsity_y": sparsity.y, "events": events.events,
               "synapse_pairs": np.array([(m.layer, m.head, i, j) for m in synapses for i, j in m.pairs]),
-              "synapse_values": np.concatenate([m.values for m in synapses], axis=1)}
+              "synapse_values": (np.concatenate([m.values for m in synapses], axis=1) if synapses
+                                 else np.zeros((len(tokens), 0)))}
     for layer in activity.layers:
         for which in activity.which:
             for name, a in zip(("steps", "neurons", "rates"), activity.raster(layer, which)):
@@ -132,25 +168,32 @@ def save_run(out: Path, tokens: np.ndarray, activity: ActivityMonitor, sparsity:
 def cmd_step(args) -> int:
     model = model_from_args(args)
     tokens = encode(text_from_args(args)).numpy()
-    pairs = ([parse_synapse(s) for s in args.synapse] if args.synapse
-             else default_synapses(model, tokens))
     options = network_options(args)
+    # a hub network in spike mode stores no sigma to trace: trace only what was asked for (and is refused)
+    untraceable = args.mode == "spike" and args.wiring == "hub"
+    pairs = ([parse_synapse(s) for s in args.synapse] if args.synapse
+             else [] if untraceable else default_synapses(model, tokens))
     print(f"building the {args.wiring} network ...", file=sys.stderr)
     net = build_network(model, progress=True, **options)
     activity, sparsity, events = ActivityMonitor(), SparsityMonitor(), EventMonitor()
+    spikes = SpikeMonitor() if net.mode == "spike" else None
     traced = synapse_monitors(pairs)
-    net.run(tokens, monitors=[activity, sparsity, events, *traced], progress=True)
-    files = save_run(args.out, tokens, activity, sparsity, traced, events, f"{net.wiring} network")
-    data = {"tokens": len(tokens), "wiring": net.wiring, "backend": net.backend.name, "events": int(net.events),
-            "x_active_per_layer": sparsity.x.mean(0).tolist(), "y_active_per_layer": sparsity.y.mean(0).tolist(),
-            "synapses": [list(p) for p in pairs], "files": files}
-    text = "\n".join([
-        f"stepped {len(tokens)} tokens through the {net.wiring} network ({net.backend.name}): "
-        f"{net.events:.3g} synaptic events ({net.events / len(tokens):.3g} per token)",
-        "  x active per layer: " + " ".join(f"{f:.1%}" for f in data["x_active_per_layer"]),
-        "  y active per layer: " + " ".join(f"{f:.1%}" for f in data["y_active_per_layer"]),
-        f"  wrote {', '.join(Path(f).name for f in files.values())} in {args.out}",
-    ])
+    net.run(tokens, monitors=[activity, sparsity, events, *traced, *([spikes] if spikes else [])], progress=True)
+    title = f"{net.wiring} network" + (f", spikes K = {net.spike_options['spike_steps']}" if spikes else "")
+    files = save_run(args.out, tokens, activity, sparsity, traced, events, title, spikes)
+    data = {"tokens": len(tokens), "wiring": net.wiring, "backend": net.backend.name, "mode": net.mode,
+            "events": int(net.events), "x_active_per_layer": sparsity.x.mean(0).tolist(),
+            "y_active_per_layer": sparsity.y.mean(0).tolist(), "synapses": [list(p) for p in pairs], "files": files}
+    lines = [f"stepped {len(tokens)} tokens through the {net.wiring} network ({net.backend.name}, {net.mode} mode): "
+             f"{net.events:.3g} synaptic events ({net.events / len(tokens):.3g} per token)"]
+    if spikes:
+        data.update(spikes=int(net.spikes), spike_options=net.spike_options)
+        lines.append(f"  {net.spikes:.3g} spikes ({net.spikes / len(tokens):.3g} per token), "
+                     f"K = {net.spike_options['spike_steps']} micro-steps per round, seed {net.spike_options['seed']}")
+    lines += ["  x active per layer: " + " ".join(f"{f:.1%}" for f in data["x_active_per_layer"]),
+              "  y active per layer: " + " ".join(f"{f:.1%}" for f in data["y_active_per_layer"]),
+              f"  wrote {', '.join(Path(f).name for f in files.values())} in {args.out}"]
+    text = "\n".join(lines)
     print_result(args, data, text)
     return 0
 
@@ -178,3 +221,30 @@ def network_section(model, out_dir: Path, args) -> dict:
                f"; top-{DEMO_TOP_K} neuron network: KL {pruned['kl_mean']:.3g} nats, top-1 agreement "
                f"{pruned['top1_agreement']:.1%}; figures in {out_dir / 'network'}")
     return {"summary": summary, "exact": exact, "pruned": pruned, "files": files}
+
+
+DEMO_SPIKE_STEPS, DEMO_SPIKE_BYTES = 16, 64
+
+
+def spike_section(model, out_dir: Path, args) -> dict:
+    """Demo section: the hub network in spike mode (K = 16, seed 0) over the first 64 bytes of the passage, beside
+    the tensor model; a spike raster and population rates."""
+    tokens = encode(text_from_args(args)).numpy()[:DEMO_SPIKE_BYTES]
+    spikes = SpikeMonitor()
+    print(f"spikes: hub wiring in spike mode, K = {DEMO_SPIKE_STEPS}, stepping {len(tokens)} bytes ...",
+          file=sys.stderr)
+    result = validate(model, tokens, wiring="hub", dtype="float64", state_every=0, progress=True, monitors=[spikes],
+                      mode="spike", spike_steps=DEMO_SPIKE_STEPS, seed=0).summary()
+    folder = out_dir / "spikes"
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"hub network, spikes K = {DEMO_SPIKE_STEPS}"
+    files = {"spike_raster": plot_spike_raster(spikes, folder / "spike_raster.png", title=title),
+             "population_rate": plot_population_rate(spikes, folder / "population_rate.png",
+                                                     title=f"{title}: population rates"),
+             "spikes": spikes.save(folder / "spikes.npz")}
+    n_spikes = sum(len(spikes.spikes(layer, p)[0]) for layer in spikes.layers for p in spikes.populations)
+    summary = (f"spiking network (hub wiring, K = {DEMO_SPIKE_STEPS} micro-steps per round): over {len(tokens)} "
+               f"bytes KL to the tensor model {result['kl_mean']:.3g} nats, top-1 agreement "
+               f"{result['top1_agreement']:.1%}; {n_spikes / len(tokens):.3g} x and y spikes per byte; "
+               f"raster in {folder}")
+    return {"summary": summary, "validation": result, "files": {k: str(v) for k, v in files.items()}}

@@ -37,13 +37,16 @@ class HubWiring:
         self.synapses = DenseSynapses(c.n_layer, c.n_head, c.N, c.n_embd, backend, dtype)
         self.synapse_graph = None
 
+    pre_population, read_population = "u", "a"
+
     def presynaptic(self, trace):
         """The presynaptic side of this layer: every hub, their values, the hub vector."""
         return self.all_hubs, trace.u, trace.u
 
-    def potential(self, trace, pre):
-        x = self.backend.zeros(self.n, trace.u.dtype)
-        return x, self.backend.rows_dot(self.D_x, self.all_neurons, trace.u, x)
+    def potential(self, pre):
+        """x-neuron potentials ``D_x u`` from what the hubs send, ``pre`` = (ids, values, hub vector)."""
+        x = self.backend.zeros(self.n, pre[2].dtype)
+        return x, self.backend.rows_dot(self.D_x, self.all_neurons, pre[2], x)
 
     def gate(self, S, x, trace):
         """``y`` of all heads from the synapse reads ``S`` (h, d) and the x-neurons that fire."""
@@ -59,9 +62,20 @@ class HubWiring:
             y[posts] = b.relu(pre) * x_val
         return y, events
 
-    def readout(self, trace, pre):
-        logits = self.backend.zeros(self.lm_head.shape[0], trace.u.dtype)
-        return logits, self.backend.rows_dot(self.lm_head, self.all_tokens, trace.u, logits)
+    def readout(self, pre):
+        logits = self.backend.zeros(self.lm_head.shape[0], pre[2].dtype)
+        return logits, self.backend.rows_dot(self.lm_head, self.all_tokens, pre[2], logits)
+
+    def deliveries(self, round_: str, volley, posts=None) -> int:
+        """Spike messages of a volley (spike mode): every spike times the edges it travels along.
+
+        drive: a hub to every neuron (D_x); read: an x-neuron through the synapses of its RoPE pair on every hub;
+        gate: a hub to the gated y-neurons (D_y); output: a y-neuron to every hub (E_ext); readout: a hub to
+        every token.
+        """
+        fanout = {"drive": self.n, "read": 2 * len(self.all_hubs), "gate": 0 if posts is None else len(posts),
+                  "output": len(self.all_hubs), "readout": len(self.all_tokens)}[round_]
+        return volley.n_spikes * fanout
 
     def rho(self, layer: int) -> np.ndarray:
         """The synaptic state ``rho`` (h, d, N)."""

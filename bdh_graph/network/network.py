@@ -24,6 +24,7 @@ from ..kernels import get_backend
 from .hub_wiring import HubWiring
 from .neuron_wiring import NeuronWiring
 from .neurons import Phases, Trace, as_tokens
+from .spikes import Spiker, check_spike_options
 
 WIRINGS = ("neuron", "hub")
 STATE_FORMAT = "bdh_graph.network_state/1"
@@ -66,7 +67,8 @@ def _pattern_digest(pattern: sp.csr_array | None) -> str:
 
 
 def build_network(model, wiring: str = "neuron", prune=None, synapses="all", backend=None, dtype=None,
-                  progress: bool | None = None, device: str | None = None) -> "Network":
+                  progress: bool | None = None, device: str | None = None, mode: str = "rate",
+                  spike_steps: int | None = None, seed: int | None = None, rate_scale=None) -> "Network":
     """The BDH ``model`` as a network of neurons and Hebbian synapses.
 
     Args:
@@ -81,9 +83,16 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
         device: where the torch backend runs, ``"cpu"`` (default) or ``"cuda"``; the others run on the CPU.
         dtype: float32 or float64 (default: the model's).
         progress: progress bars while the graphs are extracted (None: only for large graphs).
+        mode: ``"rate"`` (messages carry the rates: the exact graph form) or ``"spike"`` (every message sent as
+            Bernoulli spikes over ``spike_steps`` micro-steps; see ``bdh_graph.network.spikes``).
+        spike_steps: spike mode: K >= 1, the micro-steps of each round.
+        seed: spike mode: seed of the spikes' random stream (None: drawn once, then in ``spike_options``).
+        rate_scale: spike mode: ``"max"`` (default), a positive number, or a dict population -> either: the rate
+            that fires at every micro-step (populations: w/u, x, A/a, y; see ``spikes.POPULATIONS``).
     """
     if wiring not in WIRINGS:
         raise ValueError(f"wiring must be one of {WIRINGS}, got {wiring!r}")
+    spiking = check_spike_options(mode, spike_steps, seed, rate_scale, wiring)
     if prune is not None and not isinstance(prune, (Threshold, TopK, Strongest)):
         raise TypeError(f"prune must be None, Threshold(beta), TopK(k) or Strongest(m), got {prune!r}")
     dtype = _float_dtype(dtype, model)
@@ -100,32 +109,51 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
     description = {
         "config": model.config.to_dict(), "wiring": wiring, "prune": repr(prune),
         "synapses": _pattern_digest(wired.synapse_graph), "dtype": str(dtype), "weights": _weights_digest(model),
+        "mode": mode,
     }
-    return Network(model.config, wired, Phases(model.attn.freqs, backend, dtype), description)
+    if spiking is not None:
+        description.update(spike_steps=spiking["spike_steps"], rate_scale=spiking["rate_scale"])
+        spiking = Spiker(**spiking)
+    return Network(model.config, wired, Phases(model.attn.freqs, backend, dtype), description, spiking)
 
 
 class Network:
     """BDH as message passing: ``reset``, ``step``, ``run``, ``save_state``/``load_state``; built by
     :func:`build_network`.
 
-    Attributes: ``config``, ``wiring`` (``"neuron"``/``"hub"``), ``synapses`` (the Hebbian state), ``position``
-    (tokens stepped since the last reset, the RoPE position of the next one) and ``events`` (synaptic events so
-    far: messages sent along edges plus synapse updates).
+    Attributes: ``config``, ``wiring`` (``"neuron"``/``"hub"``), ``mode`` (``"rate"``/``"spike"``),
+    ``synapses`` (the Hebbian state), ``position`` (tokens stepped since the last reset, the RoPE position of the
+    next one), ``events`` (synaptic events so far: messages sent along edges plus synapse updates; in spike mode
+    a message is one spike along one edge) and ``spikes`` (spikes so far, spike mode).
     """
 
-    def __init__(self, config, wiring, phases: Phases, description: dict):
-        self.config, self._wiring, self._phases = config, wiring, phases
+    def __init__(self, config, wiring, phases: Phases, description: dict, spiker: Spiker | None = None):
+        self.config, self._wiring, self._phases, self.spiker = config, wiring, phases, spiker
         self.backend = wiring.backend
         self.description = description
         self.dtype = np.dtype(description["dtype"])
         self.trace = Trace(wiring.E_ext, config.n_neurons, config.layer_norm, self.backend, self.dtype)
         self.position = 0
         self.events = 0
+        self.spikes = 0
+        self._spike_tally = {"events": 0, "spikes": 0, "clipped": 0}  # of the token being stepped
 
     # -- what the network is made of ------------------------------------------------------------------------
     @property
     def wiring(self) -> str:
         return self._wiring.name
+
+    @property
+    def mode(self) -> str:
+        return self.description["mode"]
+
+    @property
+    def spike_options(self) -> dict | None:
+        """Spike mode: ``spike_steps``, ``seed`` (of the stream since the last reseed) and ``rate_scale``."""
+        if self.spiker is None:
+            return None
+        s = self.spiker
+        return {"spike_steps": s.steps, "seed": s.seed, "rate_scale": dict(s.rate_scale)}
 
     @property
     def synapses(self):
@@ -164,18 +192,26 @@ class Network:
                              f"and head in [0, {c.n_head})")
 
     # -- stepping -------------------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget: zero synapses, position 0 (the event count keeps running)."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forget: zero synapses, position 0 (the event and spike counts keep running). In spike mode ``seed``
+        restarts the random stream (None: it runs on)."""
+        if seed is not None:
+            if self.spiker is None:
+                raise ValueError("reset(seed=...) applies to mode='spike'; this network runs in rate mode")
+            check_spike_options("spike", 1, seed, None, self.wiring)
+            self.spiker.reseed(seed)
         self.synapses.reset()
         self.position = 0
 
     def step(self, token: int, record: dict | None = None) -> np.ndarray:
         """One token through all layers; returns the logits (V,) as numpy.
 
-        If ``record`` is a dict it receives numpy arrays of this token: ``x``, ``y``, ``k`` (the rotated x)
-        (L, n), the presynaptic trace ``w`` each layer wrote with (L, n+V), the hub vectors ``u`` (L+1, d)
-        (each layer's input, then the last output: the tensor model's ``v``), ``logits``, ``position``,
-        ``token`` and ``events``.
+        If ``record`` is a dict it receives numpy arrays of this token: ``x``, ``y``, ``k`` (the rotated x that
+        read the synapses) (L, n), the presynaptic trace ``w`` each layer wrote with (L, n+V), the hub vectors
+        ``u`` (L+1, d) (each layer's input, then the last output: the tensor model's ``v``), ``logits``,
+        ``position``, ``token`` and ``events``. In spike mode ``x`` and ``y`` are the neurons' rates, ``k`` is
+        read from the x spikes, and ``spikes`` maps ``(layer, "x" | "y")`` to the (micro-step, neuron) of every
+        spike, ``n_spikes`` counts all spikes of the token and ``clipped`` the rates clipped by a fixed scale.
         """
         token = int(as_tokens([token], self.config.vocab_size, "token")[0])
         c, b, wired, trace = self.config, self.backend, self._wiring, self.trace
@@ -183,37 +219,105 @@ class Network:
         cos, sin = self._phases.at(self.position)
         trace.start(token)
         events = 0
+        self._spike_tally = {"events": 0, "spikes": 0, "clipped": 0}
         rows = {"x": [], "y": [], "k": [], "w": [], "u": []} if record is not None else None
+        spikes = {} if record is not None and self.spiker is not None else None
         for layer in range(c.n_layer):
             pre = wired.presynaptic(trace)
-            x_potential, e = wired.potential(trace, pre)
+            sent, _ = self._send(wired.pre_population, pre, "drive", layer)
+            x_potential, e = wired.potential(sent)
             x = b.relu(x_potential)
-            ks = [b.rope(x[h * N:(h + 1) * N], cos, sin) for h in range(c.n_head)]
+            x_sent, x_volley = self._send("x", (*b.active(x), x), "read", layer)
+            ks = [b.rope(x_sent[2][h * N:(h + 1) * N], cos, sin) for h in range(c.n_head)]
             active = [b.active(k) for k in ks]
             S = b.zeros((c.n_head, wired.synapses.n_pre), self.dtype)
             for h in range(c.n_head):  # read all heads before any write
                 e += self.synapses.read(layer, h, *active[h], S[h])
+            if self.spiker is not None:  # the reads travel as spikes to the gated y-neurons
+                for h in range(c.n_head):
+                    posts = b.active(x[h * N:(h + 1) * N])[0] + h * N
+                    sent_read, _ = self._send(wired.read_population, (*b.active(S[h]), S[h]), "gate", layer, posts)
+                    S[h] = sent_read[2]
             y, e_gate = wired.gate(S, x, trace)
-            for h in range(c.n_head):
-                e += self.synapses.write(layer, h, pre, *active[h])
+            if self.spiker is None:
+                for h in range(c.n_head):
+                    e += self.synapses.write(layer, h, pre, *active[h])
+            else:
+                self._spike_tally["events"] += self._coincidence_write(layer, pre, x_volley, cos, sin)
             self._check_finite(x, "x", layer, token)
             self._check_finite(y, "y", layer, token)
             if rows is not None:
                 for name, value in (("x", x), ("y", y), ("w", trace.w), ("u", trace.u)):
                     rows[name].append(b.to_numpy(value).copy())
                 rows["k"].append(np.concatenate([b.to_numpy(k) for k in ks]))
-            e += trace.add(*b.active(y))
+            y_sent, y_volley = self._send("y", (*b.active(y), y), "output", layer)
+            if spikes is not None:
+                spikes[(layer, "x")], spikes[(layer, "y")] = x_volley.spike_times(), y_volley.spike_times()
+            e += trace.add(y_sent[0], y_sent[1])
             events += e + e_gate
-        logits, e = wired.readout(trace, wired.presynaptic(trace))
+        sent, _ = self._send(wired.pre_population, wired.presynaptic(trace), "readout", c.n_layer)
+        logits, e = wired.readout(sent)
         self._check_finite(logits, "logits", c.n_layer - 1, token)
         events += e
+        tally = self._spike_tally
+        if self.spiker is not None:
+            events = tally["events"]  # spike messages and coincidence updates replace the rate messages
         if rows is not None:
             rows["u"].append(b.to_numpy(trace.u).copy())
             record.update({name: np.stack(v) for name, v in rows.items()})
             record.update(logits=b.to_numpy(logits).copy(), position=self.position, token=token, events=events)
+            if spikes is not None:
+                record.update(spikes=spikes, n_spikes=tally["spikes"], clipped=tally["clipped"])
         self.position += 1
         self.events += events
+        self.spikes += tally["spikes"]
         return b.to_numpy(logits)
+
+    def _send(self, population: str, rates, round_: str, layer: int, posts=None):
+        """What the receivers of a round get from ``rates`` = (active ids, values, vector): the rates themselves
+        in rate mode; in spike mode the estimates ``sign * s * count / K`` of a Bernoulli volley, whose spike
+        messages are tallied. Returns (ids, values, vector) and the volley (None in rate mode)."""
+        if self.spiker is None:
+            return rates, None
+        b = self.backend
+        volley = self.spiker.fire(population, b.to_numpy(rates[0]), b.to_numpy(rates[1]),
+                                  f"layer {layer}, position {self.position}")
+        ids, values = volley.estimate()
+        ids, values = b.index_array(ids), b.asarray(values, self.dtype)
+        vector = b.zeros(rates[2].shape[0], self.dtype)
+        vector[ids] = values
+        tally = self._spike_tally
+        tally["spikes"] += volley.n_spikes
+        tally["clipped"] += volley.clipped
+        tally["events"] += self._wiring.deliveries(round_, volley, posts)
+        return (ids, values, vector), volley
+
+    def _coincidence_write(self, layer: int, pre, x_volley, cos, sin) -> int:
+        """Spike-mode Hebbian write: the presynaptic neurons fire a fresh volley beside the x volley; every
+        micro-step in which pre ``i`` and x-neuron ``j`` both fire adds ``s_pre s_x / K`` (rotated by RoPE) to
+        ``sigma[i, j]`` (``rho`` on the hubs). Returns the synapse updates."""
+        b, c, wired = self.backend, self.config, self._wiring
+        N, K = c.N, self.spiker.steps
+        pre_volley = self.spiker.fire(wired.pre_population, b.to_numpy(pre[0]), b.to_numpy(pre[1]),
+                                      f"layer {layer}, position {self.position}")
+        self._spike_tally["spikes"] += pre_volley.n_spikes
+        self._spike_tally["clipped"] += pre_volley.clipped
+        updates = 0
+        for m in range(K):
+            pre_ids, pre_amp = pre_volley.at(m)
+            x_ids, x_amp = x_volley.at(m)
+            if len(pre_ids) == 0 or len(x_ids) == 0:
+                continue
+            pre_ids, pre_amp = b.index_array(pre_ids), b.asarray(pre_amp, self.dtype)
+            pre_vector = b.zeros(pre[2].shape[0], self.dtype)
+            pre_vector[pre_ids] = pre_amp
+            post = b.zeros(c.n_neurons, self.dtype)
+            post[b.index_array(x_ids)] = b.asarray(x_amp / K, self.dtype)
+            for h in range(c.n_head):
+                k_ids, k_val = b.active(b.rope(post[h * N:(h + 1) * N], cos, sin))
+                if len(k_ids):
+                    updates += self.synapses.write(layer, h, (pre_ids, pre_amp, pre_vector), k_ids, k_val)
+        return updates
 
     def _check_finite(self, v, what: str, layer: int, token: int) -> None:
         if not self.backend.all_finite(v):
@@ -241,8 +345,11 @@ class Network:
 
     # -- state files ----------------------------------------------------------------------------------------
     def save_state(self, path: str | os.PathLike) -> Path:
-        """Write the synapses, position and event count to ``path`` (.npz, atomically) with a fingerprint."""
+        """Write the synapses, position, event count (and in spike mode the spike count and the state of the
+        random stream) to ``path`` (.npz, atomically) with a fingerprint."""
         arrays = self.synapses.arrays()
+        if self.spiker is not None:
+            arrays.update(spikes=np.array(self.spikes), random_state=np.array(self.spiker.state()))
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, format=np.array(STATE_FORMAT), description=np.array(json.dumps(self.description)),
                      position=np.array(self.position), events=np.array(self.events), **arrays)
@@ -267,8 +374,18 @@ class Network:
             details = "; ".join(f"{k}: file {_short(saved.get(k))}, network {_short(self.description[k])}"
                                 for k in differ)
             raise ValueError(f"state file '{path}' was saved by another network ({details})")
+        if self.spiker is not None:
+            if not {"spikes", "random_state"} <= set(arrays):
+                raise ValueError(f"state file '{path}': a spike-mode state needs 'spikes' and 'random_state'")
+            try:
+                seed, rng = Spiker.parse_state(str(arrays["random_state"]))
+            except ValueError as err:
+                raise ValueError(f"state file '{path}': 'random_state' is {err}") from err
         self.synapses.load(arrays, str(path))
         self.position, self.events = int(arrays["position"]), int(arrays["events"])
+        if self.spiker is not None:
+            self.spikes = int(arrays["spikes"])
+            self.spiker.seed, self.spiker.rng = seed, rng
 
 
 def _short(value) -> str:

@@ -28,10 +28,15 @@ class NeuronWiring:
     def __init__(self, model, prune, synapses, backend, dtype, progress: bool | None = None):
         c = model.config
         self.backend, self.n, self.N, self.n_head = backend, c.n_neurons, c.N, c.n_head
+        self.layer_norm = c.layer_norm
         G_x = neuron_graph(model, "x", "exact", prune=prune, progress=progress)
         G_y = neuron_graph(model, "y", "exact", prune=prune, progress=progress)
         self.n_edges = {"x": G_x.n_edges, "y": G_y.n_edges}
         self.n_pre = G_x.shape[0]
+        self.n_tokens = c.vocab_size
+        # spike mode counts spike messages: out-degrees along G_x, and the G_y pattern (post-major) on the host
+        self.drive_fanout = np.diff(G_x.excitatory.indptr) + np.diff(G_x.inhibitory.indptr)
+        self.y_pattern = sp.csr_array((G_y.excitatory + G_y.inhibitory).T, dtype=bool).astype(np.int64)
         # G_x pre-major (out-edges, for push); G_y post-major (in-edges, for pull)
         self.x_exc, self.x_inh = backend.graph(G_x.excitatory, dtype), backend.graph(G_x.inhibitory, dtype)
         self.y_exc, self.y_inh = backend.graph(G_y.excitatory.T, dtype), backend.graph(G_y.inhibitory.T, dtype)
@@ -47,14 +52,21 @@ class NeuronWiring:
                 synapses = G_x.excitatory + G_x.inhibitory  # a synapse where G_x has an edge
             self.synapse_graph = check_synapse_graph(synapses, (self.n_pre, self.n))
             self.synapses = GraphSynapses(self.synapse_graph, c.n_layer, c.n_head, c.N, backend, dtype)
+        per_x = (np.full(self.n, self.n_pre) if self.synapse_graph is None
+                 else np.diff(sp.csc_array(self.synapse_graph).indptr))
+        self.read_fanout = per_x + per_x.reshape(-1, 2)[:, ::-1].reshape(-1)  # the synapses of the RoPE pair
+
+    pre_population, read_population = "w", "A"
 
     def presynaptic(self, trace):
         """The presynaptic side of this layer: the trace's active neurons, their values, the whole trace."""
         return (*self.backend.active(trace.w), trace.w)
 
-    def potential(self, trace, pre):
+    def potential(self, pre):
+        """x-neuron potentials ``G_x^e.w - G_x^i.w`` from what the presynaptic neurons send, ``pre`` = (ids,
+        values, vector)."""
         b = self.backend
-        x = b.zeros(self.n, trace.w.dtype)
+        x = b.zeros(self.n, pre[2].dtype)
         events = b.push(*self.x_exc[:3], pre[0], pre[1], x) + b.push(*self.x_inh[:3], pre[0], -pre[1], x)
         return x, events
 
@@ -76,9 +88,30 @@ class NeuronWiring:
             y[posts] = b.relu((exc - inh) / g) * x_val
         return y, events
 
-    def readout(self, trace, pre):
-        logits = self.backend.zeros(self.W.shape[1], trace.w.dtype)
+    def readout(self, pre):
+        logits = self.backend.zeros(self.W.shape[1], pre[2].dtype)
         return logits, self.backend.rows_combine(self.W, pre[0], pre[1], logits)
+
+    def deliveries(self, round_: str, volley, posts=None) -> int:
+        """Spike messages of a volley (spike mode): every spike times the edges it travels along.
+
+        drive: a presynaptic neuron along its out-edges in G_x; read: an x-neuron through the synapses of its RoPE
+        pair; gate: a synapse read ``A_i`` along its G_y edges to the gated y-neurons ``posts`` (and, with
+        LayerNorm, to the d hubs of the gain control); output: a y-neuron to the d hubs; readout: a presynaptic
+        neuron to every token.
+        """
+        spikes, d = volley.counts, self.E_ext.shape[1]
+        if round_ == "drive":
+            return int(spikes @ self.drive_fanout[volley.ids])
+        if round_ == "read":
+            return int(spikes @ self.read_fanout[volley.ids])
+        if round_ == "gate":
+            counts = np.zeros(self.n_pre, np.int64)
+            counts[volley.ids] = spikes
+            gain_control = d * int(spikes.sum()) if self.layer_norm else 0
+            return int((self.y_pattern[self.backend.to_numpy(posts)] @ counts).sum()) + gain_control
+        fanout = {"output": d, "readout": self.n_tokens}[round_]
+        return int(spikes.sum()) * fanout
 
     def rho(self, layer: int) -> np.ndarray:
         """The synaptic state in tensor coordinates, ``rho = E_ext sigma``, (h, d, N)."""
