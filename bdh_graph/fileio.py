@@ -1,4 +1,4 @@
-"""Atomic file writes: a failed save leaves the old file intact."""
+"""Atomic file writes (a failed save leaves the old file intact) and tagged .npz files read without pickles."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -34,3 +36,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_tagged_npz(path: str | os.PathLike, tag: str, kind: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file whose ``format`` entry is ``tag``, loaded without pickles; a missing file,
+    an unreadable one or another format is refused with an error that names the ``kind`` of file expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} '{path}' does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError) as err:
+        raise ValueError(f"'{path}' is not a {kind}: not a readable .npz file ({err})") from err
+    if "format" not in arrays or str(arrays["format"]) != tag:
+        raise ValueError(f"'{path}' is not a {kind} (expected format {tag})")
+    return arrays

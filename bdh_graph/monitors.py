@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import atomic_path, read_tagged_npz
 
 WHICH = ("x", "y")
 
@@ -278,14 +278,7 @@ class SpikeMonitor(Monitor):
 def load_spikes(path: str | os.PathLike) -> dict:
     """A recording written by :meth:`SpikeMonitor.save`: ``meta`` (spike_steps, n_neurons, layers,
     populations), ``tokens``, ``positions`` and ``spikes[(layer, population)] = (token, step, neuron)``."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as err:
-        raise ValueError(f"spike recording '{path}': not a readable .npz file ({err})") from err
-    if "format" not in arrays or str(arrays["format"]) != SPIKE_FORMAT:
-        raise ValueError(f"spike recording '{path}': not a spike recording (expected format {SPIKE_FORMAT})")
+    arrays = read_tagged_npz(path, SPIKE_FORMAT, "spike recording")
     meta = json.loads(str(arrays["meta"]))
     spikes = {}
     for layer in meta["layers"]:

@@ -19,6 +19,12 @@ are compared with a floor of 4 bytes (one float32 weight or synapse value per me
                                        [--backend numba|torch|numpy] [--device cpu|cuda]
 
 ``--backend``/``--device`` choose where the networks run (the tensor cases stay on the CPU).
+
+Spike mode (issue 7): ``--spike-steps K [K ...]`` runs every network case once more per K in spike mode
+(``mode="spike"``, rate scale ``"max"``, seed 0) and reports spikes per second and synaptic events per second
+(each spike along each edge is one event, plus the coincidence updates) next to rate mode, e.g.
+
+    python benchmarks/bench_network.py --cases hub dense2048 --spike-steps 4 16
 """
 from __future__ import annotations
 
@@ -74,16 +80,18 @@ def bench_network(model, tokens, warmup: int, **kwargs) -> dict:
     start = time.perf_counter()
     net = build_network(model, dtype=np.float32, progress=False, **kwargs)
     build = time.perf_counter() - start
-    events = []
+    events, spikes = [], []
 
     def step(t):
-        before = net.events
+        before, spikes_before = net.events, net.spikes
         net.step(t)
         events.append(net.events - before)
+        spikes.append(net.spikes - spikes_before)
 
     times = per_token_seconds(step, tokens, warmup)
     median = statistics.median(times)
     per_token = statistics.median(events[warmup:])
+    spikes_per_token = statistics.median(spikes[warmup:])
     synapses = net.synapse_graph
     activity = SparsityMonitor()  # how much of the network fires, on a few more tokens
     net.run(tokens[:warmup], monitors=[activity], progress=False)
@@ -91,7 +99,9 @@ def bench_network(model, tokens, warmup: int, **kwargs) -> dict:
             "x_active": float(activity.x.mean()), "y_active": float(activity.y.mean()),
             "events_per_token": per_token, "events_per_s": per_token / median, "edges": net.n_edges,
             "synapses": "all" if synapses is None else f"synapse graph of {synapses.nnz} pairs",
-            "synapse_count": net.synapses.n_synapses}
+            "synapse_count": net.synapses.n_synapses, "mode": net.mode,
+            **({"spike_steps": net.spike_options["spike_steps"], "spikes_per_token": spikes_per_token,
+                "spikes_per_s": spikes_per_token / median} if net.mode == "spike" else {})}
 
 
 def memory_bandwidth(repeats: int = 5) -> float:
@@ -126,6 +136,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--backend", choices=available_backends(), default="numba", help="where the networks run")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the torch backend")
+    parser.add_argument("--spike-steps", type=int, nargs="*", default=[], metavar="K",
+                        help="also run each network case in spike mode with K micro-steps per round")
     args = parser.parse_args()
     backend = get_backend(args.backend, args.device)
     tokens = encode(default_corpus()).numpy()[: args.warmup + args.tokens]
@@ -148,6 +160,13 @@ def main() -> None:
             r = results[case]
             r["bytes_per_event_at_bandwidth"] = results["memory_bandwidth_GBps"] * 1e9 / r["events_per_s"]
             r["effective_GBps_at_floor"] = r["events_per_s"] * BYTES_PER_EVENT_FLOOR / 1e9
+            for K in args.spike_steps:
+                spiking = bench_network(model, tokens, args.warmup, backend=backend, mode="spike", spike_steps=K,
+                                        seed=0, **kwargs)
+                spiking["ms_per_token_vs_rate"] = spiking["ms_per_token"] / r["ms_per_token"]
+                spiking["events_per_token_vs_rate"] = spiking["events_per_token"] / r["events_per_token"]
+                results[f"{case}_spike{K}"] = spiking
+                print(f"{case}_spike{K}", json.dumps(spiking, indent=2), flush=True)
         print(case, json.dumps(results[case], indent=2), flush=True)
     for case, reference in (("hub", "tensor"), ("topk16", "tensor"), ("topk64", "tensor"),
                             ("dense2048", "tensor2048")):

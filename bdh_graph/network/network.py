@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_path
+from ..fileio import atomic_path, read_tagged_npz
 from ..graphs import Strongest, Threshold, TopK
 from ..kernels import get_backend
 from .hub_wiring import HubWiring
@@ -359,15 +359,7 @@ class Network:
         """Resume from a state file of this very network (same model weights, config, wiring, pruning,
         synapses, dtype); anything else is refused before the state changes."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"state file '{path}' does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (ValueError, OSError) as err:
-            raise ValueError(f"state file '{path}': not a network state file ({err})") from err
-        if "format" not in arrays or str(arrays["format"]) != STATE_FORMAT:
-            raise ValueError(f"state file '{path}': not a network state file (expected format {STATE_FORMAT})")
+        arrays = read_tagged_npz(path, STATE_FORMAT, "network state file")
         saved = json.loads(str(arrays["description"]))
         differ = [key for key in self.description if saved.get(key) != self.description[key]]
         if differ:
