@@ -87,8 +87,9 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
             Bernoulli spikes over ``spike_steps`` micro-steps; see ``bdh_graph.network.spikes``).
         spike_steps: spike mode: K >= 1, the micro-steps of each round.
         seed: spike mode: seed of the spikes' random stream (None: drawn once, then in ``spike_options``).
-        rate_scale: spike mode: ``"max"`` (default), a positive number, or a dict population -> either: the rate
-            that fires at every micro-step (populations: w/u, x, A/a, y; see ``spikes.POPULATIONS``).
+        rate_scale: spike mode: ``"max"`` (default), a positive number, or a dict population -> either (missing
+            populations: ``"max"``): the rate that fires at every micro-step (populations: w/u, x, A/a, y; see
+            ``spikes.POPULATIONS``).
     """
     if wiring not in WIRINGS:
         raise ValueError(f"wiring must be one of {WIRINGS}, got {wiring!r}")
@@ -280,8 +281,9 @@ class Network:
         if self.spiker is None:
             return rates, None
         b = self.backend
+        where = "readout" if round_ == "readout" else f"layer {layer}"
         volley = self.spiker.fire(population, b.to_numpy(rates[0]), b.to_numpy(rates[1]),
-                                  f"layer {layer}, position {self.position}")
+                                  f"{where}, position {self.position}")
         ids, values = volley.estimate()
         ids, values = b.index_array(ids), b.asarray(values, self.dtype)
         vector = b.zeros(rates[2].shape[0], self.dtype)
