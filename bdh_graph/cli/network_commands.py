@@ -136,6 +136,14 @@ def synapse_monitors(pairs) -> list[SynapseMonitor]:
     return [SynapseMonitor(layer, head, ij) for (layer, head), ij in groups.items()]
 
 
+def save_spikes(spikes: SpikeMonitor, out: Path, title: str) -> dict:
+    """A spiking run's spike raster, population rates and every spike (``spikes.npz``) in the folder ``out``."""
+    return {"spike_raster": plot_spike_raster(spikes, out / "spike_raster.png", title=title),
+            "population_rate": plot_population_rate(spikes, out / "population_rate.png",
+                                                    title=f"{title}: population rates"),
+            "spikes": spikes.save(out / "spikes.npz")}
+
+
 def save_run(out: Path, tokens: np.ndarray, activity: ActivityMonitor, sparsity: SparsityMonitor,
              synapses: list[SynapseMonitor], events: EventMonitor, title: str, spikes: SpikeMonitor | None = None
              ) -> dict:
@@ -147,10 +155,7 @@ def save_run(out: Path, tokens: np.ndarray, activity: ActivityMonitor, sparsity:
     if synapses:
         files["synapses"] = plot_synapse_traces(synapses, out / "synapses.png", title=f"{title}: synapse traces")
     if spikes is not None:
-        files["spike_raster"] = plot_spike_raster(spikes, out / "spike_raster.png", title=title)
-        files["population_rate"] = plot_population_rate(spikes, out / "population_rate.png",
-                                                        title=f"{title}: population rates")
-        files["spikes"] = spikes.save(out / "spikes.npz")
+        files.update(save_spikes(spikes, out, title))
     arrays = {"tokens": tokens, "sparsity_x": sparsity.x, "sparsity_y": sparsity.y, "events": events.events,
               "synapse_pairs": np.array([(m.layer, m.head, i, j) for m in synapses for i, j in m.pairs]),
               "synapse_values": (np.concatenate([m.values for m in synapses], axis=1) if synapses
@@ -237,11 +242,7 @@ def spike_section(model, out_dir: Path, args) -> dict:
                       mode="spike", spike_steps=DEMO_SPIKE_STEPS, seed=0).summary()
     folder = out_dir / "spikes"
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"hub network, spikes K = {DEMO_SPIKE_STEPS}"
-    files = {"spike_raster": plot_spike_raster(spikes, folder / "spike_raster.png", title=title),
-             "population_rate": plot_population_rate(spikes, folder / "population_rate.png",
-                                                     title=f"{title}: population rates"),
-             "spikes": spikes.save(folder / "spikes.npz")}
+    files = save_spikes(spikes, folder, f"hub network, spikes K = {DEMO_SPIKE_STEPS}")
     n_spikes = sum(len(spikes.spikes(layer, p)[0]) for layer in spikes.layers for p in spikes.populations)
     summary = (f"spiking network (hub wiring, K = {DEMO_SPIKE_STEPS} micro-steps per round): over {len(tokens)} "
                f"bytes KL to the tensor model {result['kl_mean']:.3g} nats, top-1 agreement "

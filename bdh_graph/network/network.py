@@ -199,7 +199,6 @@ class Network:
         if seed is not None:
             if self.spiker is None:
                 raise ValueError("reset(seed=...) applies to mode='spike'; this network runs in rate mode")
-            check_spike_options("spike", 1, seed, None, self.wiring)
             self.spiker.reseed(seed)
         self.synapses.reset()
         self.position = 0

@@ -15,6 +15,8 @@ The circuits are the exact graphs of ``graphs.neuron_graph(form="exact")``, dens
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,9 +36,7 @@ class NeuronWiring:
         self.n_edges = {"x": G_x.n_edges, "y": G_y.n_edges}
         self.n_pre = G_x.shape[0]
         self.n_tokens = c.vocab_size
-        # spike mode counts spike messages: out-degrees along G_x, and the G_y pattern (post-major) on the host
-        self.drive_fanout = np.diff(G_x.excitatory.indptr) + np.diff(G_x.inhibitory.indptr)
-        self.y_pattern = sp.csr_array((G_y.excitatory + G_y.inhibitory).T, dtype=bool).astype(np.int64)
+        self.drive_fanout = np.diff(G_x.excitatory.indptr) + np.diff(G_x.inhibitory.indptr)  # spike messages
         # G_x pre-major (out-edges, for push); G_y post-major (in-edges, for pull)
         self.x_exc, self.x_inh = backend.graph(G_x.excitatory, dtype), backend.graph(G_x.inhibitory, dtype)
         self.y_exc, self.y_inh = backend.graph(G_y.excitatory.T, dtype), backend.graph(G_y.inhibitory.T, dtype)
@@ -109,9 +109,18 @@ class NeuronWiring:
             counts = np.zeros(self.n_pre, np.int64)
             counts[volley.ids] = spikes
             gain_control = d * int(spikes.sum()) if self.layer_norm else 0
-            return int((self.y_pattern[self.backend.to_numpy(posts)] @ counts).sum()) + gain_control
+            return int((self._y_edges[self.backend.to_numpy(posts)] @ counts).sum()) + gain_control
         fanout = {"output": d, "readout": self.n_tokens}[round_]
         return int(spikes.sum()) * fanout
+
+    @cached_property
+    def _y_edges(self) -> sp.csr_array:
+        """The edges of G_y (both circuits), post-major, as a host int64 0/1 matrix: built on first use from the
+        backend's graphs, so only spike mode (counting the gate's spike messages) pays for it."""
+        b = self.backend
+        exc, inh = (sp.csr_array((np.ones(g.nnz, np.int64), b.to_numpy(g.indices), b.to_numpy(g.indptr)),
+                                 shape=g.shape) for g in (self.y_exc, self.y_inh))
+        return exc + inh
 
     def rho(self, layer: int) -> np.ndarray:
         """The synaptic state in tensor coordinates, ``rho = E_ext sigma``, (h, d, N)."""

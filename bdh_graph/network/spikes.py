@@ -67,8 +67,8 @@ def check_spike_options(mode: str, spike_steps, seed, rate_scale, wiring: str) -
         raise ValueError("mode='spike' needs spike_steps: the number K >= 1 of micro-steps per round")
     if isinstance(spike_steps, bool) or not isinstance(spike_steps, numbers.Integral) or spike_steps < 1:
         raise ValueError(f"spike_steps must be an integer K >= 1 (micro-steps per round), got {spike_steps!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    if seed is not None:
+        check_seed(seed)
     populations = POPULATIONS[wiring]
     scales = rate_scale if isinstance(rate_scale, dict) else {p: rate_scale for p in populations}
     unknown = sorted(set(scales) - set(populations))
@@ -88,6 +88,13 @@ def check_spike_options(mode: str, spike_steps, seed, rate_scale, wiring: str) -
     if seed is None:
         seed = int(np.random.SeedSequence().entropy)  # drawn once and reported, so the run can be repeated
     return {"spike_steps": int(spike_steps), "seed": int(seed), "rate_scale": checked}
+
+
+def check_seed(seed) -> int:
+    """``seed`` of a spike stream as an int, or a ``ValueError`` if it is not an integer >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 class Volley:
@@ -136,7 +143,7 @@ class Spiker:
         self.rng = np.random.default_rng(seed)
 
     def reseed(self, seed: int) -> None:
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(self.seed)
 
     def fire(self, population: str, ids: np.ndarray, rates: np.ndarray, where: str) -> Volley:
