@@ -1,11 +1,17 @@
 """Shared fixtures: small random models with weights large enough that activations are not degenerate."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
-from bdh_graph import BDH, BDHConfig
+from bdh_graph import BDH, BDHConfig, save_model
+from bdh_graph.cli import main
 from bdh_graph.kernels import available_backends, get_backend
+
+TINY = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)  # the CLI tests' model
 
 
 def random_model(config: BDHConfig, seed: int, dtype=torch.float64, scale: float = 15.0) -> BDH:
@@ -21,6 +27,18 @@ def random_model(config: BDHConfig, seed: int, dtype=torch.float64, scale: float
 @pytest.fixture
 def make_model():
     return random_model
+
+
+def tiny_checkpoint(folder, seed: int, scale: float) -> str:
+    """``TINY`` with random weights (``random_model``, float32) saved as ``folder/tiny.safetensors``."""
+    model = random_model(TINY, seed, dtype=torch.float32, scale=scale)
+    return str(save_model(model, Path(folder) / "tiny.safetensors"))
+
+
+def run_json(capsys, *argv) -> dict:
+    """Run ``bdh-graph ARGV --json``, expect exit code 0, and return the printed JSON."""
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
 
 
 # -- every backend, so that one test suite runs against all of them (issue 5) ----------------------------------

@@ -1,28 +1,18 @@
 """The model commands of ``bdh-graph``: info, generate, demo, train, and their errors."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
-import torch
+from conftest import TINY as CONFIG, run_json, tiny_checkpoint
 
-from bdh_graph import BDHConfig
-from bdh_graph.checkpoints import save_model
 from bdh_graph.cli import main
-
-CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
 
 
 @pytest.fixture
-def checkpoint(make_model, tmp_path):
-    return str(save_model(make_model(CONFIG, 21, dtype=torch.float32, scale=5.0), tmp_path / "tiny.safetensors"))
-
-
-def run_json(capsys, *argv) -> dict:
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+def checkpoint(tmp_path):
+    return tiny_checkpoint(tmp_path, 21, 5.0)
 
 
 def test_info_reports_sizes(capsys, checkpoint):

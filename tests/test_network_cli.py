@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pytest
-import torch
+from conftest import TINY as CONFIG, run_json, tiny_checkpoint
 
-from bdh_graph import BDHConfig
-from bdh_graph.checkpoints import load_model, save_model
+from bdh_graph.checkpoints import load_model
 from bdh_graph.cli import main
 from bdh_graph.cli.network_commands import network_section, spike_section
 from bdh_graph.monitors import load_spikes
 from bdh_graph.network import build_network
 
-CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
 TEXT = "The quick brown fox jumps over the lazy dog; the dog sleeps on."
 
 
@@ -23,16 +20,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def files(make_model, tmp_path):
-    checkpoint = save_model(make_model(CONFIG, 31, dtype=torch.float32, scale=15.0), tmp_path / "tiny.safetensors")
+def files(tmp_path):
     text = tmp_path / "text.txt"
     text.write_text(TEXT, encoding="utf-8")
-    return str(checkpoint), str(text)
-
-
-def run_json(capsys, *argv) -> dict:
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    return tiny_checkpoint(tmp_path, 31, 15.0), str(text)
 
 
 @pytest.mark.parametrize("wiring", ["neuron", "hub"])
