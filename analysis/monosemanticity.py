@@ -30,13 +30,13 @@ import random
 import time
 from pathlib import Path
 
-from bdh_graph.checkpoints import load_model
+from bdh_graph.model.checkpoints import load_model
 from bdh_graph.cli.synapse_commands import DEFAULT_PAIRS, write_test_figure, write_trace_figure
-from bdh_graph.concepts import CONCEPTS, matched_sentences
-from bdh_graph.fileio import atomic_path
-from bdh_graph.monosemantic import find_concept_synapses
+from bdh_graph.text.concepts import CONCEPTS, matched_sentences
+from bdh_graph.files import atomic_path
+from bdh_graph.interpretability.monosemantic import find_concept_synapses
 from bdh_graph.plots.synapses import plot_sparsity
-from bdh_graph.sparsity import sparsity
+from bdh_graph.interpretability.sparsity import sparsity
 from bdh_graph.text import default_passage
 
 

@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bdh_graph import validate
-from bdh_graph.checkpoints import load_model
-from bdh_graph.fileio import atomic_path
+from bdh_graph.model.checkpoints import load_model
+from bdh_graph.files import atomic_path
 from bdh_graph.graphs import Threshold, TopK, entry_histogram, graph_factors
 from bdh_graph.plots import save_figure
 from bdh_graph.text import default_passage, encode

@@ -29,9 +29,9 @@ import torch
 from tqdm.auto import tqdm
 
 from bdh_graph import validate
-from bdh_graph.checkpoints import load_model
-from bdh_graph.fileio import atomic_path
-from bdh_graph.monitors import Monitor
+from bdh_graph.model.checkpoints import load_model
+from bdh_graph.files import atomic_path
+from bdh_graph.network.monitors import Monitor
 from bdh_graph.plots import save_figure
 from bdh_graph.text import decode, default_passage, encode
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bdh_graph.checkpoints import load_model
+from bdh_graph.model.checkpoints import load_model
 from bdh_graph.cli.structure_commands import PAPER_EDGES_PER_NEURON
-from bdh_graph.fileio import atomic_path
+from bdh_graph.files import atomic_path
 from bdh_graph.graphs import Strongest, entry_histogram, graph_factors, product_graph
 from bdh_graph.plots.structure import plot_structure
 from bdh_graph.structure.report import analyze_structure

@@ -1,12 +1,17 @@
-"""bdh_graph: the BDH (Dragon Hatchling) language model as an explicit graph of neurons and Hebbian synapses."""
-from .config import BDHConfig
-from .tensor import BDH, RecurrentState
-from .checkpoints import load_model, save_model
+"""bdh_graph: the BDH (Dragon Hatchling) language model as an explicit graph of neurons and Hebbian synapses.
+
+Rooms, in the order data flows through them: ``model`` (config, tensor BDH, checkpoints, training) -> ``text``
+(byte tokens, default corpus, concept sentences) -> ``graphs`` (neuron graphs, pruning, exports) -> ``network``
+(neurons, synapses, wirings, spikes, monitors, state files, validation; run by ``kernels``) ->
+``interpretability`` and ``structure`` (statistics) -> ``plots``; ``cli`` is the ``bdh-graph`` command.
+"""
+from .errors import BDHGraphError, CheckpointError, FileFormatError, MonitorError, NonFiniteError, StateMismatchError
+from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
-from .network import Network, NonFiniteError, build_network
-from .monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor, SynapseMonitor, load_spikes
-from .validation import ValidationResult, validate
+from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, SynapseMonitor,
+                      ValidationResult, build_network, load_spikes, validate)
 
 __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK",
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
-           "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate"]
+           "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
+           "BDHGraphError", "CheckpointError", "FileFormatError", "MonitorError", "StateMismatchError"]

@@ -44,7 +44,7 @@ def whole_graph(checkpoint: str, beta: float) -> None:
     """Child process: extract the whole thresholded G_x and print its numbers as JSON."""
     import resource
 
-    from bdh_graph.checkpoints import load_model
+    from bdh_graph.model.checkpoints import load_model
     from bdh_graph.graphs import Threshold, graph_factors, product_graph
 
     factors = graph_factors(load_model(checkpoint), "x")

@@ -1,52 +1,39 @@
-"""Shared fixtures: small random models with weights large enough that activations are not degenerate."""
-from __future__ import annotations
+"""Fixtures and options of the suite; plain helpers are in helpers.py.
 
-import json
-from pathlib import Path
+Options: ``--run-slow`` also runs the tests marked ``slow`` (studies that take minutes; left out by default),
+``--fresh-seeds`` lets statistical tests draw new seeds instead of their fixed ones (a sweep; never in CI).
+"""
+from __future__ import annotations
 
 import pytest
 import torch
 
-from bdh_graph import BDH, BDHConfig, save_model
-from bdh_graph.cli import main
-from bdh_graph.kernels import available_backends, get_backend
-
-TINY = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)  # the CLI tests' model
+import helpers
+from bdh_graph.kernels import get_backend
 
 
-def random_model(config: BDHConfig, seed: int, dtype=torch.float64, scale: float = 15.0) -> BDH:
-    """A fresh random model in eval mode; init weights (std 0.02) scaled by ``scale`` so that x and y fire."""
-    torch.manual_seed(seed)
-    model = BDH(config).to(dtype).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.mul_(scale)
-    return model
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run the tests marked slow (studies)")
+    parser.addoption("--fresh-seeds", action="store_true",
+                     help="statistical tests draw fresh random seeds instead of their fixed ones")
+
+
+def pytest_configure(config):
+    helpers.FRESH_SEEDS = config.getoption("--fresh-seeds")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow study: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
 def make_model():
-    return random_model
-
-
-def tiny_checkpoint(folder, seed: int, scale: float) -> str:
-    """``TINY`` with random weights (``random_model``, float32) saved as ``folder/tiny.safetensors``."""
-    model = random_model(TINY, seed, dtype=torch.float32, scale=scale)
-    return str(save_model(model, Path(folder) / "tiny.safetensors"))
-
-
-def run_json(capsys, *argv) -> dict:
-    """Run ``bdh-graph ARGV --json``, expect exit code 0, and return the printed JSON."""
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-# -- every backend, so that one test suite runs against all of them (issue 5) ----------------------------------
-NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
-                             reason="needs a CUDA GPU: torch.cuda.is_available() is False")
-BACKEND_PARAMS = [pytest.param((name, "cpu"), id="torch-cpu" if name == "torch" else name)
-                  for name in available_backends()]
-BACKEND_PARAMS.append(pytest.param(("torch", "cuda"), id="torch-cuda", marks=[pytest.mark.gpu, NO_CUDA]))
+    return helpers.random_model
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +46,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(params=BACKEND_PARAMS)
+@pytest.fixture(params=helpers.BACKEND_PARAMS)
 def backend(request):
     """Each backend in turn as a ``Backend``: numpy, numba, torch on the CPU, and torch on CUDA where present."""
     return get_backend(*request.param)

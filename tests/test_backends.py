@@ -15,12 +15,12 @@ import scipy.sparse as sp
 import torch
 
 from bdh_graph import BDHConfig
-from bdh_graph.checkpoints import save_model
+from bdh_graph.model.checkpoints import save_model
 from bdh_graph.cli import build_parser, main
 from bdh_graph.graphs import Threshold, TopK
 from bdh_graph.kernels import check_device, get_backend, reference, set_backend
 from bdh_graph.network import build_network
-from conftest import random_model
+from helpers import random_model
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 ROUND_OFF = 1e-12

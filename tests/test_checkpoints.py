@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from bdh_graph import BDHConfig
-from bdh_graph.checkpoints import BUNDLED_MODEL, CHECKPOINT_KEYS, load_model, save_model
+from bdh_graph.model.checkpoints import BUNDLED_MODEL, CHECKPOINT_KEYS, load_model, save_model
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
 
@@ -121,7 +121,7 @@ def test_failed_save_leaves_the_old_file_intact(model, make_model, tmp_path, mon
         bad.decoder[0, 0] = float("inf")
     with pytest.raises(ValueError, match="non-finite"):
         save_model(bad, path)
-    import bdh_graph.checkpoints as ck
+    import bdh_graph.model.checkpoints as ck
 
     def crash(*args, **kwargs):
         raise OSError("disk full")

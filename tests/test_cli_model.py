@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY as CONFIG, run_json, tiny_checkpoint
+from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 
 from bdh_graph.cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_json, tiny_checkpoint
+from helpers import run_json, tiny_checkpoint
 
 from bdh_graph.cli import main
 

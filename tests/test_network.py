@@ -10,9 +10,9 @@ from scipy.special import log_softmax, rel_entr, softmax
 
 from bdh_graph import BDHConfig
 from bdh_graph.graphs import Threshold, TopK
-from bdh_graph.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SynapseMonitor
+from bdh_graph.network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SynapseMonitor
 from bdh_graph.network import NonFiniteError, build_network
-from bdh_graph.validation import validate
+from bdh_graph.network.validation import validate
 
 TOL = {np.float64: 1e-9, np.float32: 1e-4}
 T = 48  # the fastest RoPE pair turns once per 2 pi tokens: its phase wraps ~7 times
@@ -33,7 +33,7 @@ def tokens(seed, length=T, vocab=256):
 
 @pytest.fixture(scope="module")
 def small_model():
-    from conftest import random_model
+    from helpers import random_model
     return random_model(CONFIGS["layernorm"][0], seed=7)
 
 

@@ -5,12 +5,12 @@ import argparse
 
 import numpy as np
 import pytest
-from conftest import TINY as CONFIG, run_json, tiny_checkpoint
+from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 
-from bdh_graph.checkpoints import load_model
+from bdh_graph.model.checkpoints import load_model
 from bdh_graph.cli import main
 from bdh_graph.cli.network_commands import network_section, spike_section
-from bdh_graph.monitors import load_spikes
+from bdh_graph.network.monitors import load_spikes
 from bdh_graph.network import build_network
 
 TEXT = "The quick brown fox jumps over the lazy dog; the dog sleeps on."

@@ -9,7 +9,7 @@ import pytest
 
 from bdh_graph import BDHConfig
 from bdh_graph.graphs import TopK, neuron_graph
-from bdh_graph.monitors import SpikeMonitor, SynapseMonitor, load_spikes
+from bdh_graph.network.monitors import SpikeMonitor, SynapseMonitor, load_spikes
 from bdh_graph.network import build_network
 from bdh_graph.network.spikes import RateClipWarning, Spiker, Volley
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import random_model
+    from helpers import random_model
     return random_model(CONFIG, seed=11)
 
 

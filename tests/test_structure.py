@@ -9,7 +9,7 @@ from scipy import optimize, sparse
 from scipy.special import zeta
 
 from bdh_graph import BDH, BDHConfig
-from bdh_graph.export import FORMATS, from_networkx, read_graph, to_networkx, write_graph
+from bdh_graph.graphs.export import FORMATS, from_networkx, read_graph, to_networkx, write_graph
 from bdh_graph.graphs import Threshold, TopK, neuron_graph
 from bdh_graph.structure import (
     ccdf,

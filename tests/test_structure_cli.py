@@ -11,7 +11,7 @@ import torch
 from bdh_graph import BDH, BDHConfig, save_model
 from bdh_graph.cli import main
 from bdh_graph.cli.structure_commands import PAPER_EDGES_PER_NEURON, degree_figure
-from bdh_graph.export import read_graph
+from bdh_graph.graphs.export import read_graph
 from bdh_graph.graphs import dense_neuron_graph
 
 

@@ -10,12 +10,12 @@ import torch
 from scipy import stats
 
 from bdh_graph import BDH, BDHConfig
-from bdh_graph.concepts import CONCEPTS, concept_corpus, matched_sentences, read_sentences
-from bdh_graph.monosemantic import (find_concept_synapses, mann_whitney, presynaptic_rows, screen_synapses,
+from bdh_graph.text.concepts import CONCEPTS, concept_corpus, matched_sentences, read_sentences
+from bdh_graph.interpretability.monosemantic import (find_concept_synapses, mann_whitney, presynaptic_rows, screen_synapses,
                                     split_sentences, trace_passage)
 from bdh_graph.plots.synapses import plot_synapse_trace
-from bdh_graph.sparsity import lifetime_sparseness, sparsity
-from bdh_graph.synapse_state import (Synapse, check_synapse, extended_decoder, layer_activity, neuron_sigma,
+from bdh_graph.interpretability.sparsity import lifetime_sparseness, sparsity
+from bdh_graph.interpretability.synapse_state import (Synapse, check_synapse, extended_decoder, layer_activity, neuron_sigma,
                                      presynaptic_trace, record_sentences, synapse_trace)
 from bdh_graph.text import encode
 
@@ -84,7 +84,7 @@ def test_synapse_trace_accumulates_to_the_sigma_entry(make_model):
 
 def test_synapse_trace_equals_the_network_simulators_monitor(make_model):
     """The tensor-side trace (parallel form, batched trace w) against the graph simulator's SynapseMonitor."""
-    from bdh_graph.monitors import SynapseMonitor
+    from bdh_graph.network.monitors import SynapseMonitor
     from bdh_graph.network import build_network
 
     model = make_model(SMALL, 7)

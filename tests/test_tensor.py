@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bdh_graph import BDH, BDHConfig
-from bdh_graph.tensor import layer_norm, rope, rope_cos_sin, rope_frequencies
+from bdh_graph.model.tensor import layer_norm, rope, rope_cos_sin, rope_frequencies
 
 CONFIGS = [
     BDHConfig(n_layer=3, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0),

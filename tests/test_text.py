@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bdh_graph.concepts import CONCEPTS, concept_corpus, concept_sentences
+from bdh_graph.text.concepts import CONCEPTS, concept_corpus, concept_sentences
 from bdh_graph.text import decode, default_corpus, default_passage, encode, read_text, split_held_out
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bdh_graph import BDHConfig
-from bdh_graph.checkpoints import load_model
+from bdh_graph.model.checkpoints import load_model
 from bdh_graph.text import default_corpus, encode, split_held_out
-from bdh_graph.training import MODEL_FILE, TrainConfig, train
+from bdh_graph.model.training import MODEL_FILE, TrainConfig, train
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.1)
 TOKENS = encode(default_corpus()[:20_000])
@@ -33,7 +33,7 @@ def test_training_lowers_held_out_loss_and_is_deterministic(tmp_path):
 
 def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch):
     reference = _train(tmp_path / "full", 9)
-    import bdh_graph.training as training
+    import bdh_graph.model.training as training
 
     real_checkpoint = training._checkpoint
 

@@ -5,9 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checkpoints import load_model
+from ..model.checkpoints import load_model
 from ..kernels import available_backends, check_device
-from ..tensor import BDH
+from ..model.tensor import BDH
 from ..text import default_passage, read_text
 
 

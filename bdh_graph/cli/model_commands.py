@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import describe
-from ..concepts import concept_corpus
-from ..config import BDHConfig
+from ..model.checkpoints import describe
+from ..text.concepts import concept_corpus
+from ..model.config import BDHConfig
 from ..text import decode, default_corpus, encode, read_text, split_held_out
-from ..training import MODEL_FILE, TrainConfig, train
+from ..model.training import MODEL_FILE, TrainConfig, train
 from . import demo
 from .common import add_device_argument, add_json_flag, add_model_argument, model_from_args, print_result
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..files import atomic_path
 from ..graphs import Threshold, TopK, graph_factors
-from ..monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor, SynapseMonitor
+from ..network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor, SynapseMonitor
 from ..network import build_network
 from ..plots.network import plot_layer_sparsity, plot_raster, plot_synapse_traces
 from ..plots.spikes import plot_population_rate, plot_spike_raster
 from ..text import encode
-from ..validation import validate
+from ..network.validation import validate
 from .common import (add_backend_arguments, add_json_flag, add_model_argument, add_text_argument, model_from_args,
                      print_result, text_from_args)
 

@@ -7,8 +7,8 @@ import time
 import warnings
 from pathlib import Path
 
-from ..export import FORMATS, write_graph
-from ..fileio import atomic_path
+from ..graphs.export import FORMATS, write_graph
+from ..files import atomic_path
 from ..graphs import CIRCUITS, FORMS, WHICH, Strongest, Threshold, TopK, entry_histogram, graph_factors, product_graph
 from ..plots.structure import plot_degrees, plot_structure
 from ..structure.modularity import BACKENDS

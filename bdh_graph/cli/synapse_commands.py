@@ -5,12 +5,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ..concepts import CONCEPTS, matched_sentences, read_sentences
-from ..fileio import atomic_path
-from ..monosemantic import PRESYNAPTIC, ConceptSynapses, find_concept_synapses, trace_passage
+from ..text.concepts import CONCEPTS, matched_sentences, read_sentences
+from ..files import atomic_path
+from ..interpretability.monosemantic import PRESYNAPTIC, ConceptSynapses, find_concept_synapses, trace_passage
 from ..plots.synapses import plot_concept_test, plot_sparsity, plot_synapse_trace
-from ..sparsity import sparsity
-from ..synapse_state import DEFAULT_MAX_TOKENS, LEVELS, Synapse, check_synapse, synapse_trace
+from ..interpretability.sparsity import sparsity
+from ..interpretability.synapse_state import DEFAULT_MAX_TOKENS, LEVELS, Synapse, check_synapse, synapse_trace
 from ..text import encode
 from .common import add_json_flag, add_model_argument, add_text_argument, model_from_args, print_result, text_from_args
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ..tensor import LN_EPS
+from ..model.tensor import LN_EPS
 
 
 class Graph(NamedTuple):

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..tensor import LN_EPS
+from ..model.tensor import LN_EPS
 from .backend import Backend, Graph
 
 DEVICE_TYPES = ("cpu", "cuda")

@@ -18,8 +18,9 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_path, read_tagged_npz
-from ..graphs import Strongest, Threshold, TopK
+from ..errors import NonFiniteError
+from ..files import atomic_path, read_tagged_npz
+from ..graphs import check_prune
 from ..kernels import get_backend
 from .hub_wiring import HubWiring
 from .neuron_wiring import NeuronWiring
@@ -29,10 +30,6 @@ from .spikes import Spiker, check_spike_options
 WIRINGS = ("neuron", "hub")
 STATE_FORMAT = "bdh_graph.network_state/1"
 WEIGHT_NAMES = ("encoder", "encoder_v", "decoder", "embed.weight", "lm_head", "attn.freqs")
-
-
-class NonFiniteError(RuntimeError):
-    """A NaN or infinity arose while stepping; the message names the token and the layer."""
 
 
 def _float_dtype(dtype, model) -> np.dtype:
@@ -94,8 +91,7 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
     if wiring not in WIRINGS:
         raise ValueError(f"wiring must be one of {WIRINGS}, got {wiring!r}")
     spiking = check_spike_options(mode, spike_steps, seed, rate_scale, wiring)
-    if prune is not None and not isinstance(prune, (Threshold, TopK, Strongest)):
-        raise TypeError(f"prune must be None, Threshold(beta), TopK(k) or Strongest(m), got {prune!r}")
+    check_prune(prune)
     dtype = _float_dtype(dtype, model)
     backend = get_backend(backend, device)
     if wiring == "hub":

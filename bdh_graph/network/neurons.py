@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..tensor import check_tokens, rope_cos_sin
+from ..model.tensor import check_tokens, rope_cos_sin
 from ..text import encode
 
 

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..fileio import atomic_path  # noqa: E402
+from ..files import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path, read_tagged_npz
+from ..files import atomic_path, read_tagged_npz
 
 WHICH = ("x", "y")
 

@@ -38,54 +38,13 @@ import torch
 from scipy import sparse
 from tqdm.auto import tqdm
 
+from .pruning import Prune, Strongest, Threshold, TopK, check_count, check_prune
+
 WHICH = ("x", "y")
 FORMS = ("analysis", "exact")
 CIRCUITS = ("excitatory", "inhibitory", "both")
 BLOCK_BYTES = 64 * 2**20
 PROGRESS_ENTRIES = 2**28  # show a progress bar from this many entries of G on (a few seconds of work)
-
-
-def check_count(name: str, value, low: int = 0) -> int:
-    """``value`` as an int, refusing anything that is not an integer ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Keep the edges with ``|G| >= beta``: ``G >= beta`` excitatory, ``G <= -beta`` inhibitory."""
-
-    beta: float
-
-    def __post_init__(self) -> None:
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float, np.floating, np.integer)):
-            raise TypeError(f"Threshold beta must be a number, got {self.beta!r}")
-        if not np.isfinite(self.beta) or self.beta <= 0:
-            raise ValueError(f"Threshold beta must be > 0, got {self.beta!r}")
-
-
-@dataclass(frozen=True)
-class TopK:
-    """For each postsynaptic neuron keep its ``k`` strongest inputs in each circuit (k excitatory + k inhibitory)."""
-
-    k: int
-
-    def __post_init__(self) -> None:
-        check_count("TopK k", self.k, 1)
-
-
-@dataclass(frozen=True)
-class Strongest:
-    """Keep the ``m`` strongest edges of each circuit in the whole graph (fewer if fewer are non-zero)."""
-
-    m: int
-
-    def __post_init__(self) -> None:
-        check_count("Strongest m", self.m, 1)
-
-
-Prune = Threshold | TopK | Strongest | None
 
 
 @dataclass
@@ -326,8 +285,7 @@ def product_graph(factors: GraphFactors, prune: Prune = None, progress: bool | N
     Peak memory is one tile (about ``block_bytes``, plus its comparison masks) and the edges kept.
     If no edge survives the pruning the circuits are empty and a warning names the largest ``|G|``.
     """
-    if prune is not None and not isinstance(prune, (Threshold, TopK, Strongest)):
-        raise TypeError(f"prune must be None, Threshold, TopK or Strongest, got {prune!r}")
+    check_prune(prune)
     shape, dtype = factors.shape, factors.pre.dtype
     desc = f"G_{factors.meta.get('which', '')} {shape[0]}x{shape[1]}"
     largest = 0.0

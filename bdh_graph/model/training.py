@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_model, save_model
 from .config import BDHConfig
-from .fileio import atomic_path
+from ..files import atomic_path
 from .tensor import BDH
 
 MODEL_FILE = "model.safetensors"

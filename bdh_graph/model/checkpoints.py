@@ -20,10 +20,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import BDHConfig
-from .fileio import atomic_path
+from ..files import atomic_path
 from .tensor import BDH, rope_frequencies
 
-BUNDLED_MODEL = Path(__file__).parent / "data" / "bdh-small.safetensors"
+BUNDLED_MODEL = Path(__file__).parent.parent / "data" / "bdh-small.safetensors"
 CONFIG_KEY = "bdh_config"
 FORMAT_KEY = "format"
 FORMAT = "bdh_graph/1"

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .network import build_network
-from .network.neurons import as_tokens
+from . import build_network
+from .neurons import as_tokens
 
 LAYER_QUANTITIES = ("x", "y", "v", "state")
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .synapse_state import DEFAULT_MAX_TOKENS, layer_activity
-from .text import encode
+from ..text import encode
 
 WHICH = ("x", "y")
 

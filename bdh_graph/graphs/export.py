@@ -18,8 +18,8 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from .fileio import atomic_path
-from .graphs import Circuits
+from ..files import atomic_path
+from .neuron_graphs import Circuits
 
 FORMATS = (".graphml", ".gexf", ".csv", ".npz")
 NPZ_FORMAT = "bdh_graph.circuits/1"

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .graphs import graph_factors
-from .tensor import LN_EPS, BDH, layer_norm, rope, rope_cos_sin
-from .text import encode
+from ..graphs import graph_factors
+from ..model.tensor import LN_EPS, BDH, layer_norm, rope, rope_cos_sin
+from ..text import encode
 
 LEVELS = ("neuron", "hub")
 DEFAULT_MAX_TOKENS = 256  # the training block size of the bundled model: its context

@@ -1,0 +1,6 @@
+"""Text: byte tokens, the default corpus and its held-out tail, generated concept sentences."""
+from .tokens import decode, encode, read_text
+from .corpus import HELD_OUT_FRACTION, default_corpus, default_passage, split_held_out
+
+__all__ = ["decode", "encode", "read_text", "HELD_OUT_FRACTION", "default_corpus", "default_passage",
+           "split_held_out"]
