@@ -1,4 +1,4 @@
-"""The paper's monosemantic-synapse experiment (SPEC.md 5), for any checkpoint.
+"""The paper's monosemantic-synapse experiment (its section 5; docs/model.md), for any checkpoint.
 
 For each concept (default: all generated ones) the model reads 100 distinct concept sentences and 100 matched
 contrast sentences (same templates, the concept word replaced); half of each set selects synapses, the other
@@ -30,14 +30,13 @@ import random
 import time
 from pathlib import Path
 
-from bdh_graph.model.checkpoints import load_model
-from bdh_graph.cli.synapse_commands import DEFAULT_PAIRS, write_test_figure, write_trace_figure
-from bdh_graph.text.concepts import CONCEPTS, matched_sentences
 from bdh_graph.files import atomic_path
-from bdh_graph.interpretability.monosemantic import find_concept_synapses
-from bdh_graph.plots.synapses import plot_sparsity
+from bdh_graph.interpretability.monosemantic import PAPER_SENTENCES, find_concept_synapses
 from bdh_graph.interpretability.sparsity import sparsity
+from bdh_graph.model.checkpoints import load_model
+from bdh_graph.plots.synapses import plot_concept_synapse, plot_concept_synapse_test, plot_sparsity
 from bdh_graph.text import default_passage
+from bdh_graph.text.concepts import CONCEPTS, matched_sentences
 
 
 def shuffled_labels(concept: list[str], contrast: list[str], seed: int) -> tuple[list[str], list[str]]:
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", default=None, help="checkpoint (default: the bundled model)")
     parser.add_argument("--out", type=Path, default=Path("runs/monosemanticity"))
     parser.add_argument("--concepts", nargs="+", choices=sorted(CONCEPTS), default=list(CONCEPTS))
-    parser.add_argument("--sentences", type=int, default=DEFAULT_PAIRS, help="sentences per set (half held out)")
+    parser.add_argument("--sentences", type=int, default=PAPER_SENTENCES, help="sentences per set (half held out)")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
@@ -76,8 +75,8 @@ def main() -> None:
         results[label] = {**found.to_dict(), "seconds": seconds}
         if found.synapses:
             results[label]["figures"] = [
-                str(write_trace_figure(model, found, args.out / f"{label}_trace.png", label)),
-                str(write_test_figure(model, found, args.out / f"{label}_test.png"))]
+                str(plot_concept_synapse(model, found, args.out / f"{label}_trace.png", label)),
+                str(plot_concept_synapse_test(found, model.config, args.out / f"{label}_test.png"))]
         lines += [f"## {label}", "", f"{found.entries_screened:,} entries screened on "
                   f"{len(found.split.selection_concept)} vs {len(found.split.selection_contrast)} selection sentences, "
                   f"tested on {len(found.split.test_concept)} vs {len(found.split.test_contrast)} held-out "

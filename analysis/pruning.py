@@ -1,4 +1,4 @@
-"""Fidelity of pruned neuron networks against the number of edges kept (SPEC.md 3.2), as a figure.
+"""Fidelity of pruned neuron networks against the number of edges kept (docs/model.md), as a figure.
 
 A pruned network is an approximation: each one here is stepped over a held-out passage next to the tensor
 model (``bdh_graph.validate``) and its fidelity measured: mean KL divergence of the next-byte distributions

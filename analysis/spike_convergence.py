@@ -39,6 +39,8 @@ from bdh_graph.text import decode, default_passage, encode
 class LogitMonitor(Monitor):
     """Keeps the network's logits of every token (``validate`` only reports their maximum error)."""
 
+    variables = frozenset({"logits"})
+
     def __init__(self):
         super().__init__()
         self.logits = []

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bdh_graph.model.checkpoints import load_model
-from bdh_graph.cli.structure_commands import PAPER_EDGES_PER_NEURON
 from bdh_graph.files import atomic_path
-from bdh_graph.graphs import Strongest, entry_histogram, graph_factors, product_graph
+from bdh_graph.graphs import Strongest, entry_histogram, graph_factors, paper_edge_count, product_graph
+from bdh_graph.model.checkpoints import load_model
 from bdh_graph.plots.structure import plot_structure
 from bdh_graph.structure.report import analyze_structure
 from bdh_graph.structure.sweep import betas_for_edges
@@ -34,10 +33,10 @@ from bdh_graph.structure.sweep import betas_for_edges
 def study_head(model, head: int, args) -> dict:
     factors = graph_factors(model, args.which, "analysis", head)
     N = factors.shape[1]
-    counts = sorted({max(1, round(rho * N)) for rho in args.densities} | {round(PAPER_EDGES_PER_NEURON * N)})
+    counts = sorted({max(1, round(rho * N)) for rho in args.densities} | {paper_edge_count(N)})
     circuits = product_graph(factors, Strongest(max(counts)), progress=True)
     betas = betas_for_edges(circuits.excitatory, [m for m in counts if m <= circuits.n_excitatory])
-    beta = float(betas_for_edges(circuits.excitatory, [round(PAPER_EDGES_PER_NEURON * N)])[0])
+    beta = float(betas_for_edges(circuits.excitatory, [paper_edge_count(N)])[0])
     analysis = analyze_structure(circuits, "excitatory", beta, betas, args.seeds, args.bootstrap,
                                  seed=args.seed + head, progress=True)
     hist_counts, hist_edges = entry_histogram(factors)

@@ -8,10 +8,10 @@ Rooms, in the order data flows through them: ``model`` (config, tensor BDH, chec
 from .errors import BDHGraphError, CheckpointError, FileFormatError, MonitorError, NonFiniteError, StateMismatchError
 from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
-from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, SynapseMonitor,
-                      ValidationResult, build_network, load_spikes, validate)
+from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
+                      ValidationResult, build_network, load_recording, load_spikes, validate)
 
 __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK",
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
-           "BDHGraphError", "CheckpointError", "FileFormatError", "MonitorError", "StateMismatchError"]
+           "Synapse", "load_recording", "BDHGraphError", "CheckpointError", "FileFormatError", "MonitorError", "StateMismatchError"]

@@ -113,19 +113,3 @@ def _load(path: Path, arrays: bool, what: str = "bdh_graph file") -> tuple[dict 
     if header is not None and not isinstance(header, dict):
         raise FileFormatError(f"'{path}' is not a {what}: its '{HEADER_KEY}' entry is not a JSON object")
     return header, content
-
-
-def read_tagged_npz(path: str | os.PathLike, tag: str, kind: str) -> dict[str, np.ndarray]:
-    """TEMPORARY (removed once network state files and spike recordings use write_tagged/read_tagged): the
-    arrays of an ``.npz`` file whose ``format`` entry is ``tag``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{kind} '{path}' does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as err:
-        raise ValueError(f"'{path}' is not a {kind}: not a readable .npz file ({err})") from err
-    if "format" not in arrays or str(arrays["format"]) != tag:
-        raise ValueError(f"'{path}' is not a {kind} (expected format {tag})")
-    return arrays

@@ -11,20 +11,29 @@ Cases, all float32 on random-weight models (``torch.manual_seed(0)``, eval mode)
 - ``dense2048``: dense neuron wiring (every edge, every synapse) at n = 2048 (d = 256, 4 heads, L = 6), next to
   the tensor recurrent form of that model (``tensor2048``).
 
-Synaptic events (SPEC.md 6): messages sent along edges plus synapse updates, counted by the kernels.
+Synaptic events (docs/model.md 6): messages sent along edges plus synapse updates, counted by the kernels.
 Memory bandwidth: a numpy copy of a 512 MiB array (bytes read + written per second). The bytes moved per event
 are compared with a floor of 4 bytes (one float32 weight or synapse value per message; updates move 8).
 
     python benchmarks/bench_network.py [--tokens 20] [--warmup 3] [--cases hub topk64 ...] [--json FILE]
-                                       [--backend numba|torch|numpy] [--device cpu|cuda]
+                                       [--backend numba|torch|numpy] [--device cpu|cuda] [--threads N]
 
 ``--backend``/``--device`` choose where the networks run (the tensor cases stay on the CPU).
 
-Spike mode (issue 7): ``--spike-steps K [K ...]`` runs every network case once more per K in spike mode
+Spike mode (issues 7, 11): ``--spike-steps K [K ...]`` runs every network case once more per K in spike mode
 (``mode="spike"``, rate scale ``"max"``, seed 0) and reports spikes per second and synaptic events per second
-(each spike along each edge is one event, plus the coincidence updates) next to rate mode, e.g.
+(each spike along each edge is one event, plus the coincidence updates) next to rate mode. The rate network and
+the spiking ones step the same text token by token in turn, so that the load of a shared machine falls on all
+of them alike and the ratio ``ms_per_token_vs_rate`` comes from one time window. The case ``bundled`` is the
+hub wiring of the bundled model (``load_model()``: 4 layers, d = 128, n = 4096), e.g.
 
-    python benchmarks/bench_network.py --cases hub dense2048 --spike-steps 4 16
+    python benchmarks/bench_network.py --cases hub bundled --spike-steps 4 16 --tokens 8 --warmup 2
+
+Monitors (issue 11): the case ``monitors`` steps one hub network at the released size over the text, each token
+once per monitor set in turn (none; an EventMonitor; a SparsityMonitor; an ActivityMonitor, which copies x and
+y to the host), and reports each set's per-token median against the unmonitored one, e.g.
+
+    python benchmarks/bench_network.py --cases monitors --tokens 8 --warmup 2
 """
 from __future__ import annotations
 
@@ -39,7 +48,8 @@ import numba
 import numpy as np
 import torch
 
-from bdh_graph import BDH, BDHConfig, SparsityMonitor, TopK, build_network
+from bdh_graph import (BDH, ActivityMonitor, BDHConfig, EventMonitor, SparsityMonitor, TopK, build_network,
+                       load_model)
 from bdh_graph.kernels import available_backends, get_backend
 from bdh_graph.text import default_corpus, encode
 
@@ -76,32 +86,79 @@ def bench_tensor(model, tokens, warmup: int, threads: int | None = None) -> dict
     return {"threads": threads or default, "ms_per_token": 1e3 * median, "tokens_per_s": 1 / median}
 
 
-def bench_network(model, tokens, warmup: int, **kwargs) -> dict:
-    start = time.perf_counter()
-    net = build_network(model, dtype=np.float32, progress=False, **kwargs)
-    build = time.perf_counter() - start
-    events, spikes = [], []
+def in_turn(steps: dict, tokens, warmup: int) -> dict[str, list[float]]:
+    """Seconds per token of each ``steps[name](token)``: every token is stepped by each in turn (the order rotating
+    from token to token), so that a shared machine's changing load falls on all of them alike."""
+    names, times = list(steps), {name: [] for name in steps}
+    for i, t in enumerate(tokens):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            start = time.perf_counter()
+            steps[name](int(t))
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
 
-    def step(t):
-        before, spikes_before = net.events, net.spikes
-        net.step(t)
-        events.append(net.events - before)
-        spikes.append(net.spikes - spikes_before)
 
-    times = per_token_seconds(step, tokens, warmup)
-    median = statistics.median(times)
-    per_token = statistics.median(events[warmup:])
-    spikes_per_token = statistics.median(spikes[warmup:])
-    synapses = net.synapse_graph
-    activity = SparsityMonitor()  # how much of the network fires, on a few more tokens
-    net.run(tokens[:warmup], monitors=[activity], progress=False)
-    return {"build_s": build, "ms_per_token": 1e3 * median, "tokens_per_s": 1 / median,
+def bench_network(model, tokens, warmup: int, spike_steps=(), **kwargs) -> dict:
+    """The network of ``kwargs`` in rate mode and, stepped in turn with it, in spike mode for each K of
+    ``spike_steps``: ``{"rate": ..., "spike<K>": ...}``."""
+    modes = {"rate": {}} | {f"spike{K}": dict(mode="spike", spike_steps=K, seed=0) for K in spike_steps}
+    nets, build, events, spikes = {}, {}, {}, {}
+    for name, options in modes.items():
+        start = time.perf_counter()
+        nets[name] = build_network(model, dtype=np.float32, progress=False, **options, **kwargs)
+        build[name] = time.perf_counter() - start
+        events[name], spikes[name] = [], []
+
+    def stepper(name):
+        net = nets[name]
+
+        def step(t):
+            before, spikes_before = net.events, net.spikes
+            net.step(t)
+            events[name].append(net.events - before)
+            spikes[name].append(net.spikes - spikes_before)
+        return step
+
+    times = in_turn({name: stepper(name) for name in nets}, tokens, warmup)
+    results = {}
+    for name, net in nets.items():
+        median = statistics.median(times[name])
+        per_token = statistics.median(events[name][warmup:])
+        spikes_per_token = statistics.median(spikes[name][warmup:])
+        synapses = net.synapse_graph
+        activity = SparsityMonitor()  # how much of the network fires, on a few more tokens
+        net.run(tokens[:warmup], monitors=[activity], progress=False)
+        results[name] = {
+            "build_s": build[name], "ms_per_token": 1e3 * median, "tokens_per_s": 1 / median,
             "x_active": float(activity.x.mean()), "y_active": float(activity.y.mean()),
             "events_per_token": per_token, "events_per_s": per_token / median, "edges": net.n_edges,
             "synapses": "all" if synapses is None else f"synapse graph of {synapses.nnz} pairs",
             "synapse_count": net.synapses.n_synapses, "mode": net.mode,
             **({"spike_steps": net.spike_options["spike_steps"], "spikes_per_token": spikes_per_token,
-                "spikes_per_s": spikes_per_token / median} if net.mode == "spike" else {})}
+                "spikes_per_s": spikes_per_token / median,
+                "ms_per_token_vs_rate": median / statistics.median(times["rate"]),
+                "events_per_token_vs_rate": per_token / results["rate"]["events_per_token"]}
+               if net.mode == "spike" else {})}
+    return results
+
+
+MONITOR_SETS = {"none": list, "events": lambda: [EventMonitor()], "sparsity": lambda: [SparsityMonitor()],
+                "activity": lambda: [ActivityMonitor()]}
+
+
+def bench_monitors(model, tokens, warmup: int, **kwargs) -> dict:
+    """One hub network stepped token by token with each monitor set in turn: per-token medians and their ratio
+    to the unmonitored step."""
+    net = build_network(model, wiring="hub", dtype=np.float32, progress=False, **kwargs)
+    monitors = {name: make() for name, make in MONITOR_SETS.items()}
+    steps = {name: (lambda t, attached=attached: net.run([t], monitors=attached, progress=False))
+             for name, attached in monitors.items()}
+    times = in_turn(steps, tokens, warmup)
+    unmonitored = statistics.median(times["none"])
+    return {name: {"ms_per_token": 1e3 * statistics.median(t), "vs_unmonitored": statistics.median(t) / unmonitored,
+                   "record": sorted(set().union(*(m.variables for m in monitors[name])))}
+            for name, t in times.items()}
 
 
 def memory_bandwidth(repeats: int = 5) -> float:
@@ -115,17 +172,19 @@ def memory_bandwidth(repeats: int = 5) -> float:
     return 2 * src.nbytes / statistics.median(times)
 
 
-def machine() -> dict:
+def machine(numba_threads) -> dict:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "")
     load = open("/proc/loadavg").read().split()[:3]
     return {"cpu": model, "cores": len(__import__("os").sched_getaffinity(0)), "load_average": load,
-            "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
+            "numba_threads": numba_threads, "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "torch": torch.__version__}
 
 
-CASES = ("tensor", "hub", "topk16", "topk64", "tensor2048", "dense2048")
+CASES = ("tensor", "hub", "topk16", "topk64", "tensor2048", "dense2048", "bundled", "monitors")
+NETWORK_CASES = {"hub": dict(wiring="hub"), "topk16": dict(prune=TopK(16), synapses="wiring"),
+                 "topk64": dict(prune=TopK(64), synapses="wiring"), "dense2048": dict(), "bundled": dict(wiring="hub")}
 
 
 def main() -> None:
@@ -138,35 +197,44 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the torch backend")
     parser.add_argument("--spike-steps", type=int, nargs="*", default=[], metavar="K",
                         help="also run each network case in spike mode with K micro-steps per round")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of torch and Numba (default: theirs, one per core)")
     args = parser.parse_args()
     backend = get_backend(args.backend, args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        if args.backend == "numba":  # (starting Numba's threads only where its kernels run)
+            numba.set_num_threads(args.threads)
     tokens = encode(default_corpus()).numpy()[: args.warmup + args.tokens]
-    results = {"machine": machine(), "memory_bandwidth_GBps": memory_bandwidth() / 1e9}
+    # numba.get_num_threads() starts Numba's thread pool: only where its kernels run (in its default OpenMP layer
+    # the pool's spinning threads slow torch down)
+    numba_threads = numba.get_num_threads() if args.backend == "numba" else "not used"
+    results = {"machine": machine(numba_threads), "memory_bandwidth_GBps": memory_bandwidth() / 1e9}
     results["machine"].update(backend=args.backend, device=str(backend.device))
     if str(backend.device).startswith("cuda"):
         results["machine"]["gpu"] = torch.cuda.get_device_name(backend.device)
     print(json.dumps(results, indent=2), flush=True)
     models = {}
     for case in args.cases:
-        size = N2048 if case.endswith("2048") else RELEASED
-        model = models.setdefault(size, random_model(size))
+        if case == "bundled":
+            model = models.setdefault(case, load_model(dropout=0.0).float())
+        else:
+            size = N2048 if case.endswith("2048") else RELEASED
+            model = models.setdefault(size, random_model(size))
         if case.startswith("tensor"):
             results[case] = {"default_threads": bench_tensor(model, tokens, args.warmup),
                              "one_thread": bench_tensor(model, tokens, args.warmup, threads=1)}
+        elif case == "monitors":
+            results[case] = bench_monitors(model, tokens, args.warmup, backend=backend)
         else:
-            kwargs = {"hub": dict(wiring="hub"), "topk16": dict(prune=TopK(16), synapses="wiring"),
-                      "topk64": dict(prune=TopK(64), synapses="wiring"), "dense2048": dict()}[case]
-            results[case] = bench_network(model, tokens, args.warmup, backend=backend, **kwargs)
-            r = results[case]
+            modes = bench_network(model, tokens, args.warmup, args.spike_steps, backend=backend,
+                                  **NETWORK_CASES[case])
+            results[case] = r = modes.pop("rate")
             r["bytes_per_event_at_bandwidth"] = results["memory_bandwidth_GBps"] * 1e9 / r["events_per_s"]
             r["effective_GBps_at_floor"] = r["events_per_s"] * BYTES_PER_EVENT_FLOOR / 1e9
-            for K in args.spike_steps:
-                spiking = bench_network(model, tokens, args.warmup, backend=backend, mode="spike", spike_steps=K,
-                                        seed=0, **kwargs)
-                spiking["ms_per_token_vs_rate"] = spiking["ms_per_token"] / r["ms_per_token"]
-                spiking["events_per_token_vs_rate"] = spiking["events_per_token"] / r["events_per_token"]
-                results[f"{case}_spike{K}"] = spiking
-                print(f"{case}_spike{K}", json.dumps(spiking, indent=2), flush=True)
+            for name, spiking in modes.items():
+                results[f"{case}_{name}"] = spiking
+                print(f"{case}_{name}", json.dumps(spiking, indent=2), flush=True)
         print(case, json.dumps(results[case], indent=2), flush=True)
     for case, reference in (("hub", "tensor"), ("topk16", "tensor"), ("topk64", "tensor"),
                             ("dense2048", "tensor2048")):

@@ -61,6 +61,10 @@ def kernel_cases(rng, fraction):
     rows = np.flatnonzero(sparse_vector(rng, 200, fraction))
     pre, post = sparse_vector(rng, 50, fraction), sparse_vector(rng, 90, fraction)
     g = random_csr(rng, (300, 257), 0.05)
+    K = 5  # steps of a sum of outer products: each step has its own active rows and columns
+    steps = lambda n: np.stack([sparse_vector(rng, n, fraction) for _ in range(K)])  # noqa: E731
+    R, C, C_graph = steps(90), steps(50), steps(257)
+    post_ids, pre_ids = np.flatnonzero(abs(R).sum(0)), np.flatnonzero(abs(C).sum(0))
     return {
         "push": (g, np.flatnonzero(w), w[w != 0], np.ones(257)),
         "pull": (g, np.flatnonzero(w), sparse_vector(rng, 257, 0.5), np.full(np.count_nonzero(w), np.nan)),
@@ -69,6 +73,8 @@ def kernel_cases(rng, fraction):
         "outer_add": (rng.normal(size=(50, 90)), np.flatnonzero(pre), pre[pre != 0], np.flatnonzero(post),
                       post[post != 0]),
         "graph_outer_add": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5)),
+        "product_add": (rng.normal(size=(90, 50)), post_ids, R[:, post_ids], pre_ids, C[:, pre_ids]),
+        "graph_product_add": (g, np.flatnonzero(w), steps(300)[:, np.flatnonzero(w)], C_graph),
     }
 
 
@@ -99,6 +105,29 @@ def test_kernels_equal_numpy_twins(backend, fraction, dtype):
             np.testing.assert_allclose(actual, want, rtol=0, atol=TOL[dtype] * scale, err_msg=kernel)
 
 
+def test_sums_of_outer_products_are_their_definition():
+    """The numpy twins of the K-step writes against a loop of K outer products, written out by hand."""
+    rng = np.random.default_rng(1)
+    R, C = rng.normal(size=(3, 4)) * (rng.random((3, 4)) < 0.5), rng.normal(size=(3, 5)) * (rng.random((3, 5)) < 0.5)
+    M, rows, cols = np.zeros((6, 7)), np.array([0, 2, 3, 5]), np.array([1, 2, 4, 5, 6])
+    events = reference.product_add(M, rows, R, cols, C)
+    expected = np.zeros((6, 7))
+    for m in range(3):
+        expected[np.ix_(rows, cols)] += np.outer(R[m], C[m])
+    np.testing.assert_allclose(M, expected, rtol=1e-15)
+    assert events == sum(np.count_nonzero(R[m]) * np.count_nonzero(C[m]) for m in range(3))
+    g = random_csr(rng, (4, 5), 0.6)
+    data = g.data.copy()
+    events = reference.graph_product_add(g.indptr, g.indices, data, np.array([1, 3]), R[:, [0, 1]], C)
+    dense = g.toarray()
+    for m in range(3):
+        for q, row in enumerate([1, 3]):
+            dense[row] += (g.toarray()[row] != 0) * R[m, q] * C[m]
+    np.testing.assert_allclose(sp.csr_array((data, g.indices, g.indptr), shape=g.shape).toarray(), dense, rtol=1e-15)
+    assert events == sum(int(R[m, q] != 0) * np.count_nonzero((g.toarray()[row] != 0) & (C[m] != 0))
+                         for m in range(3) for q, row in enumerate([1, 3]))
+
+
 def test_array_operations_equal_numpy(backend):
     rng = np.random.default_rng(0)
     host = get_backend("numpy")
@@ -108,9 +137,12 @@ def test_array_operations_equal_numpy(backend):
     np.testing.assert_array_equal(backend.to_numpy(idx), np.flatnonzero(v))
     np.testing.assert_array_equal(backend.to_numpy(val), v[v != 0])
     np.testing.assert_array_equal(backend.to_numpy(backend.relu(b["v"])), host.relu(v))
-    np.testing.assert_allclose(backend.to_numpy(backend.rope(b["v"], b["cos"], b["sin"])), host.rope(v, cos, sin),
-                               rtol=1e-15)
-    np.testing.assert_allclose(float(backend.gain(b["v"])), host.gain(v), rtol=1e-14)
+    rotated = v * cos + np.stack([-v[1::2], v[0::2]], axis=1).ravel() * sin  # R_t v, pair by pair
+    np.testing.assert_allclose(backend.to_numpy(backend.rope(b["v"], b["cos"], b["sin"])), rotated, rtol=1e-15)
+    rows = np.stack([v, 2 * v, -v])  # a matrix rotates row by row
+    np.testing.assert_allclose(backend.to_numpy(backend.rope(backend.asarray(rows, np.float64), b["cos"], b["sin"])),
+                               np.stack([rotated, 2 * rotated, -rotated]), rtol=1e-15)
+    np.testing.assert_allclose(float(backend.gain(b["v"], 0.25)), np.sqrt(v.var() + 0.25), rtol=1e-14)
     assert backend.all_finite(b["v"]) and not backend.all_finite(backend.asarray([1.0, np.nan], np.float64))
     assert backend.to_numpy(backend.zeros((2, 3), np.float32)).dtype == np.float32
 

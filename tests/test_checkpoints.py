@@ -8,7 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from bdh_graph import BDHConfig
+from helpers import test_seed
+
+from bdh_graph import BDHConfig, CheckpointError
 from bdh_graph.model.checkpoints import BUNDLED_MODEL, CHECKPOINT_KEYS, load_model, save_model
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
@@ -16,7 +18,7 @@ CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4
 
 @pytest.fixture
 def model(make_model):
-    return make_model(CONFIG, int(torch.randint(0, 2**31 - 1, ()).item()), dtype=torch.float32)
+    return make_model(CONFIG, test_seed(4), dtype=torch.float32)
 
 
 def test_released_state_dict_round_trips_strictly(model, tmp_path):
@@ -67,7 +69,7 @@ def _broken(model, tmp_path, edit) -> str:
     (lambda s: s.update({"attn.freqs": s["attn.freqs"] * 2}), "attn.freqs differ"),
 ])
 def test_bad_state_dicts_are_refused(model, tmp_path, edit, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(CheckpointError, match=match):
         load_model(_broken(model, tmp_path, edit), n_layer=2)
 
 
@@ -88,18 +90,29 @@ def test_truncated_and_foreign_files_are_refused(model, tmp_path):
     good = save_model(model, tmp_path / "m.safetensors")
     data = good.read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.safetensors"):
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
         load_model(tmp_path / "cut.safetensors")
     torch.save(model.state_dict(), tmp_path / "r.pt")
     data = (tmp_path / "r.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.pt.*unreadable"):
+    with pytest.raises(CheckpointError, match="cut.pt.*unreadable"):
         load_model(tmp_path / "cut.pt")
     (tmp_path / "notes.txt").write_text("hello, this is not a model\n")
-    with pytest.raises(ValueError, match="not a checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint '.*notes.txt': not a checkpoint"):
         load_model(tmp_path / "notes.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_a_folder_given_as_checkpoint_names_the_file_inside(model, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(CheckpointError, match=rf"checkpoint '{run}' is a folder; give the model file inside it, "
+                                              rf"e.g. {run}/model.safetensors"):
+        load_model(run)
+    torch.save(model.state_dict(), run / "released.pt")
+    with pytest.raises(CheckpointError, match=rf"e.g. {run}/released.pt"):
+        load_model(run)
 
 
 def test_pickled_code_is_never_executed(tmp_path):

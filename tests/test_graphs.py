@@ -16,13 +16,19 @@ from bdh_graph.graphs import (
     TopK,
     dense_neuron_graph,
     entry_histogram,
+    extract,
     graph_factors,
     neuron_graph,
+    paper_edge_count,
     product_graph,
+    prune_from_options,
 )
 from bdh_graph.structure.degrees import in_degree, out_degree
+from helpers import test_seed
 
 TINY_BLOCK = 2048  # bytes: forces many tiles even at this size
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: a second thread only waits
 
 
 def random_model(seed: int, **sizes) -> BDH:
@@ -77,7 +83,7 @@ def reference(A: np.ndarray, prune) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("head", [None, 1])
 @pytest.mark.parametrize("which", ["x", "y"])
 def test_tiled_extraction_equals_the_dense_reference(form, head, which):
-    seed = np.random.SeedSequence().entropy % 2**31  # fresh weights each run; the seed is in any failure
+    seed = test_seed(7)  # with --fresh-seeds, fresh weights each run; the seed is in any failure
     model = random_model(seed)
     A = dense_neuron_graph(model, which, form, head)
     n_post = A.shape[1]
@@ -110,7 +116,7 @@ def test_head_ids_and_the_exact_form_square_graph():
 
 
 def test_exact_form_reproduces_the_first_layer_of_the_tensor_model():
-    """SPEC 3.1: the input neuron of token t fires w = onehot / gain; G_x w is D_x LN(embed[t]) (x before relu)."""
+    """docs/model.md 4.2: the input neuron of token t fires w = onehot / gain; G_x w is D_x LN(embed[t]) (x before relu)."""
     model = random_model(2).double()
     n = model.config.n_neurons
     A = neuron_graph(model, form="exact").signed().toarray()
@@ -162,4 +168,95 @@ def test_a_threshold_above_every_weight_gives_an_empty_graph_and_a_message():
     assert g.n_edges == 0 and g.shape == (model.config.N,) * 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert neuron_graph(model, head=0, prune=Threshold(largest * 0.99)).n_edges >= 1
+        kept = neuron_graph(model, head=0, prune=Threshold(largest * 0.99)).n_edges
+    assert kept == np.count_nonzero(np.abs(dense_neuron_graph(model, head=0)) >= largest * 0.99) >= 1
+
+
+def test_pruning_from_options():
+    assert prune_from_options(beta=0.5) == Threshold(0.5) and prune_from_options(top_k=3) == TopK(3)
+    assert prune_from_options(edges=7) == Strongest(7) and prune_from_options() is None
+    assert prune_from_options(n_post=8192) == Strongest(46820)  # the paper's head block: 46,820 edges
+    assert paper_edge_count(32) == round(32 * 46820 / 8192) == 183 and paper_edge_count(1) == 6
+    with pytest.raises(ValueError, match=r"at most one of beta, top_k, edges; got \{'beta': 0.5, 'edges': 3\}"):
+        prune_from_options(beta=0.5, edges=3)
+    with pytest.raises(ValueError, match="beta must be > 0, got -1"):
+        prune_from_options(beta=-1)
+    with pytest.raises(ValueError, match="n_post must be an integer >= 1, got 0"):
+        paper_edge_count(0)
+
+
+def test_extract_keeps_the_paper_density_by_default():
+    model = random_model(6)
+    N = model.config.N
+    A = dense_neuron_graph(model, head=1)
+    factors, prune, g = extract(model, head=1)
+    assert prune == Strongest(paper_edge_count(N)) and factors.shape == A.shape
+    exc, inh = reference(A, prune)
+    np.testing.assert_allclose(g.excitatory.toarray(), exc, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g.inhibitory.toarray(), inh, rtol=1e-12, atol=0)
+    assert extract(model, head=1, top_k=2).prune == TopK(2)
+    with pytest.raises(ValueError, match=r"no excitatory edge of G_y is left by Threshold\(beta=1000000.0\) "
+                                         r"\(the largest \|G\| is"):
+        extract(model, "y", beta=1e6, circuit="excitatory")
+
+
+@pytest.mark.parametrize("layer_norm", [True, False], ids=["LN", "normfree"])
+def test_the_graph_form_of_docs_model_md_equals_the_tensor_model(layer_norm):
+    """docs/model.md sections 4.2-4.5 written out in numpy from the weights alone: the neuron wiring (trace w,
+    synapses sigma) and the hub wiring (rho) give the tensor model's logits, and rho = E_ext sigma."""
+    model = random_model(8, n_layer=3, layer_norm=layer_norm).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(15.0 if layer_norm else 3.0)  # so that x and y fire
+    c = model.config
+    n, N, d, h, V = c.n_neurons, c.N, c.n_embd, c.n_head, c.vocab_size
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    D_x = np.concatenate([weights["encoder"][a].T for a in range(h)])  # row a*N + k = encoder[a, :, k]
+    D_y = np.concatenate([weights["encoder_v"][a].T for a in range(h)])
+    C = np.eye(d) - np.ones((d, d)) / d if layer_norm else np.eye(d)
+    E_ext = C @ np.hstack([weights["decoder"].T, weights["embed.weight"].T])  # d x (n+V)
+    G_x, G_y, W = D_x @ E_ext, D_y @ E_ext, E_ext.T @ weights["lm_head"]
+    f = weights["attn.freqs"].reshape(-1)
+
+    def gain(u):
+        return np.sqrt(u @ u / d + 1e-5) if layer_norm else 1.0
+
+    def rotate(x, t):  # R_t on each pair (2m, 2m+1) of a head
+        phi = 2 * np.pi * ((t * f) % 1)
+        pair = np.stack([-x[1::2], x[::2]], axis=-1).reshape(-1)
+        return x * np.cos(phi) + pair * np.sin(phi)
+
+    tokens = [3, 17, 5, 30, 3, 8]
+    sigma = np.zeros((c.n_layer, h, n + V, N))
+    rho = np.zeros((c.n_layer, h, d, N))
+    expected = model.forward_recurrent(torch.tensor([tokens]))[0].numpy()
+    y_fired = 0
+    for t, tok in enumerate(tokens):
+        w = np.zeros(n + V)
+        w[n + tok] = 1.0 / gain(E_ext[:, n + tok])
+        u = E_ext @ w  # the hub wiring's state, stepped beside the neuron wiring
+        for layer in range(c.n_layer):
+            x, x_hub = np.maximum(G_x @ w, 0), np.maximum(D_x @ u, 0)
+            y, y_hub = np.zeros(n), np.zeros(n)
+            for a in range(h):
+                heads = slice(a * N, (a + 1) * N)
+                k = rotate(x[heads], t)
+                A = sigma[layer, a] @ k
+                y[heads] = np.maximum(G_y[heads] @ A / gain(E_ext @ A), 0) * x[heads]
+                sigma[layer, a] += np.outer(w, k)
+                k_hub = rotate(x_hub[heads], t)
+                a_hub = rho[layer, a] @ k_hub
+                y_hub[heads] = np.maximum(D_y[heads] @ a_hub / gain(a_hub), 0) * x_hub[heads]
+                rho[layer, a] += np.outer(u, k_hub)
+            z = E_ext @ np.concatenate([y, np.zeros(V)])
+            w = w + np.concatenate([y, np.zeros(V)]) / gain(z)
+            w = w / gain(E_ext @ w)
+            z_hub = E_ext[:, :n] @ y_hub
+            u = u + z_hub / gain(z_hub)
+            u = u / gain(u)
+        scale = np.abs(expected[t]).max()
+        np.testing.assert_allclose(W.T @ w, expected[t], rtol=0, atol=1e-9 * scale)
+        np.testing.assert_allclose(weights["lm_head"].T @ u, expected[t], rtol=0, atol=1e-9 * scale)
+        y_fired += np.count_nonzero(y)
+    assert y_fired > 0  # the synapses were read, so the check covers sigma and rho
+    np.testing.assert_allclose(np.einsum("dp,lapk->ladk", E_ext, sigma), rho, rtol=0, atol=1e-9 * np.abs(rho).max())

@@ -8,8 +8,9 @@ import torch
 from scipy import optimize, sparse
 from scipy.special import zeta
 
-from bdh_graph import BDH, BDHConfig
-from bdh_graph.graphs.export import FORMATS, from_networkx, read_graph, to_networkx, write_graph
+from bdh_graph import BDH, BDHConfig, FileFormatError
+from bdh_graph.files import write_tagged
+from bdh_graph.graphs.export import FORMATS, circuit_paths, from_networkx, read_graph, to_networkx, write_graph
 from bdh_graph.graphs import Threshold, TopK, neuron_graph
 from bdh_graph.structure import (
     ccdf,
@@ -27,15 +28,12 @@ from bdh_graph.structure import (
     sample_power_law,
 )
 from bdh_graph.structure.report import analyze_structure
+from helpers import test_seed
 
 
-def fresh_seed() -> int:
-    """A new seed each run; tests put it in their failure messages."""
-    return int(np.random.SeedSequence().entropy % 2**31)
-
-
-def fresh_rng() -> tuple[np.random.Generator, int]:
-    seed = fresh_seed()
+def seeded_rng(fixed: int) -> tuple[np.random.Generator, int]:
+    """A generator of ``test_seed(fixed)`` and that seed (tests put it in their failure messages)."""
+    seed = test_seed(fixed)
     return np.random.default_rng(seed), seed
 
 
@@ -49,7 +47,7 @@ def random_digraph(rng, n=60, p=0.08, self_loops=True) -> sparse.csr_array:
 # --- degrees -------------------------------------------------------------------------------------------------
 
 def test_degrees_and_strengths_match_networkx():
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(1)
     A = random_digraph(rng)
     G = nx.from_scipy_sparse_array(A, create_using=nx.DiGraph)  # networkx reads A[i, j] as the edge i -> j
     n = A.shape[0]
@@ -68,7 +66,7 @@ def test_ccdf_by_hand():
 # --- power laws ----------------------------------------------------------------------------------------------
 
 def test_power_law_sampler_has_the_exact_discrete_distribution():
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(2)
     alpha, xmin, size = 2.3, 2, 40000
     x = sample_power_law(alpha, xmin, size, rng)
     assert x.min() >= xmin
@@ -90,7 +88,7 @@ def discrete_mle(x: np.ndarray, xmin: float) -> float:
 
 @pytest.mark.parametrize("alpha", [2.1, 2.8])
 def test_power_law_samples_give_alpha_back(alpha):
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(3)
     x = sample_power_law(alpha, 1, 6000, rng)
     fit = fit_power_law(x, n_bootstrap=0)
     # standard error (alpha - 1)/sqrt(n_tail) is at most ~0.05 here; 0.15 is > 3 of them at any chosen x_min
@@ -106,7 +104,7 @@ def test_bootstrap_keeps_a_true_power_law():
 
 
 def test_an_exponential_sample_is_not_called_a_power_law():
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(4)
     x = rng.geometric(0.1, 5000)  # discrete exponential, mean 10
     fit = fit_power_law(x, n_bootstrap=10, seed=seed)
     assert not fit.plausible, (fit.verdict, seed)
@@ -140,7 +138,7 @@ def newman_Q(A: np.ndarray, labels: np.ndarray, directed: bool) -> float:
 @pytest.mark.parametrize("directed", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_modularity_equals_the_formula(directed, weighted):
-    rng, _ = fresh_rng()
+    rng, _ = seeded_rng(5)
     A = random_digraph(rng, self_loops=True)
     labels = rng.integers(0, 4, A.shape[0])
     dense = A.toarray() if weighted else (A.toarray() != 0).astype(float)
@@ -148,7 +146,7 @@ def test_modularity_equals_the_formula(directed, weighted):
 
 
 def test_planted_partition_gives_its_theoretical_modularity_and_communities():
-    seed = fresh_seed()
+    seed = test_seed(9)
     groups, size, p_in, p_out = 4, 32, 0.5, 0.02
     G = nx.planted_partition_graph(groups, size, p_in, p_out, seed=seed)
     A = sparse.triu(nx.to_scipy_sparse_array(G), format="csr")  # each undirected edge once, as i -> j
@@ -166,7 +164,7 @@ def test_planted_partition_gives_its_theoretical_modularity_and_communities():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_igraph_backend_agrees_with_networkx(weighted):
     pytest.importorskip("igraph")
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(6)
     G = nx.planted_partition_graph(3, 30, 0.4, 0.02, seed=seed, directed=True)
     A = nx.to_scipy_sparse_array(G, format="csr")
     A.data = rng.uniform(0.5, 1.5, A.nnz)
@@ -180,7 +178,7 @@ def test_igraph_backend_agrees_with_networkx(weighted):
 
 
 def test_gnm_has_low_modularity():
-    seed = fresh_seed()
+    seed = test_seed(10)
     A = gnm_null(400, 8000, seed)
     result = louvain(A, seeds=3)
     mean_degree = ((A + A.T) != 0).count_nonzero() / A.shape[0]  # of the undirected graph
@@ -202,7 +200,7 @@ def test_modularity_bad_input():
 # --- null models and the sweep -------------------------------------------------------------------------------
 
 def test_null_models_keep_nodes_and_edges():
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(7)
     A = random_digraph(rng, n=120, p=0.05, self_loops=False)
     m = A.nnz
     G = gnm_null(120, m, seed)
@@ -218,7 +216,7 @@ def test_null_models_keep_nodes_and_edges():
 
 
 def test_sweep_separates_a_modular_graph_from_its_nulls():
-    rng, seed = fresh_rng()
+    rng, seed = seeded_rng(8)
     G = nx.planted_partition_graph(4, 40, 0.4, 0.01, seed=seed, directed=True)
     A = nx.to_scipy_sparse_array(G, format="csr")
     A.data = rng.uniform(1, 2, A.nnz)
@@ -232,7 +230,7 @@ def test_sweep_separates_a_modular_graph_from_its_nulls():
 
 
 def test_structure_analysis_of_a_model_graph():
-    torch.manual_seed(fresh_seed())
+    torch.manual_seed(test_seed(11))
     model = BDH(BDHConfig(n_layer=1, n_embd=32, n_head=2, mlp_internal_dim_multiplier=16))
     g = neuron_graph(model, head=1, prune=TopK(6))
     analysis = analyze_structure(g, seeds=2, n_bootstrap=3)
@@ -249,19 +247,26 @@ def test_structure_analysis_of_a_model_graph():
 
 # --- export --------------------------------------------------------------------------------------------------
 
+def small_graph(form: str = "exact", seed: int = 12):
+    torch.manual_seed(seed)
+    model = BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, vocab_size=8))
+    return neuron_graph(model, form=form, head=1, prune=TopK(2))
+
+
 @pytest.mark.parametrize("form", ["analysis", "exact"])
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_export_round_trip(tmp_path, form, suffix):
-    torch.manual_seed(fresh_seed())
-    model = BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, vocab_size=8))
-    g = neuron_graph(model, form=form, head=1, prune=TopK(2))
-    back = read_graph(write_graph(g, tmp_path / f"g{suffix}"))
+    g = small_graph(form)
+    written = write_graph(g, tmp_path / f"g{suffix}")
+    back = read_graph(tmp_path / f"g{suffix}")
 
     def edges(c):
         G = c.signed().tocoo()
         return {(int(i), int(j), round(float(w), 12)) for i, j, w in zip(c.pre_ids[G.row], c.post_ids[G.col], G.data)}
 
-    assert edges(back) == edges(g)
+    assert edges(back) == edges(g) and back.n_edges == g.n_edges > 0
+    assert written == ([tmp_path / "g.excitatory.npz", tmp_path / "g.inhibitory.npz"] if suffix == ".npz"
+                       else [tmp_path / f"g{suffix}"])
     if suffix != ".csv":  # an edge list cannot hold neurons without edges
         assert back.shape == g.shape and np.array_equal(back.pre_ids, g.pre_ids)
         assert np.array_equal(back.post_ids, g.post_ids)
@@ -269,29 +274,74 @@ def test_export_round_trip(tmp_path, form, suffix):
         assert back.meta["form"] == form and back.meta["head"] == 1
 
 
+def test_npz_export_is_what_scipy_reads_one_file_per_circuit(tmp_path):
+    g = small_graph()
+    write_graph(g, tmp_path / "g.npz")
+    for name in ("excitatory", "inhibitory"):
+        path = tmp_path / f"g.{name}.npz"
+        A = sparse.load_npz(path)  # scipy skips the bdh_graph header and the neuron ids beside its own entries
+        assert isinstance(A, sparse.csr_array) and A.shape == g.shape
+        assert (A != g.circuit(name)).nnz == 0 and np.array_equal(A.toarray(), g.circuit(name).toarray())
+        with np.load(path) as f:
+            assert {"bdh_graph", "pre_ids", "post_ids"} <= set(f.files)
+            np.testing.assert_array_equal(f["pre_ids"], g.pre_ids)
+        back = read_graph(path)  # either file of the pair names the whole export
+        assert (back.excitatory != g.excitatory).nnz == 0 and (back.inhibitory != g.inhibitory).nnz == 0
+    assert circuit_paths(tmp_path / "g.inhibitory.npz") == circuit_paths(tmp_path / "g.npz")
+    # one circuit only: the other file is written empty, so the pair cannot mix two exports
+    write_graph(g, tmp_path / "g.npz", circuit="inhibitory")
+    assert sparse.load_npz(tmp_path / "g.excitatory.npz").nnz == 0
+    back = read_graph(tmp_path / "g.npz")
+    assert back.n_excitatory == 0 and (back.inhibitory != g.inhibitory).nnz == 0
+
+
+def test_npz_files_of_another_kind_or_version_are_refused(tmp_path):
+    g = small_graph()
+    ids = {"pre_ids": g.pre_ids, "post_ids": g.post_ids}
+    sparse.save_npz(tmp_path / "plain.excitatory.npz", g.excitatory)  # scipy's own file, without the header
+    with pytest.raises(FileFormatError, match=r"plain.excitatory.npz' is not a bdh_graph circuit file: it has no "
+                                              r"'bdh_graph' header entry \(expected format 'circuit'"):
+        read_graph(tmp_path / "plain.npz")
+    write_tagged(tmp_path / "state.npz", "network_state", 1, {"x": np.zeros(3)})
+    with pytest.raises(FileFormatError, match="state.npz' is not a bdh_graph circuit file: it is a "
+                                              "'network_state' file"):
+        read_graph(tmp_path / "state.npz")
+    write_tagged(tmp_path / "new.excitatory.npz", "circuit", 2, ids, {"circuit": "excitatory"})
+    with pytest.raises(FileFormatError, match="new.excitatory.npz' is a bdh_graph circuit file of version 2; "
+                                              "this bdh_graph reads version 1"):
+        read_graph(tmp_path / "new.npz")
+    write_graph(g, tmp_path / "g.npz")
+    (tmp_path / "g.inhibitory.npz").replace(tmp_path / "h.excitatory.npz")
+    with pytest.raises(FileFormatError, match="h.excitatory.npz' holds the 'inhibitory' circuit"):
+        read_graph(tmp_path / "h.npz")
+    write_graph(small_graph("analysis"), tmp_path / "other.npz")
+    (tmp_path / "other.inhibitory.npz").replace(tmp_path / "g.inhibitory.npz")
+    with pytest.raises(FileFormatError, match="are not from one export"):
+        read_graph(tmp_path / "g.npz")
+    with pytest.raises(FileNotFoundError, match="'missing.excitatory.npz', 'missing.inhibitory.npz'"):
+        read_graph(tmp_path / "missing.npz")
+
+
 def test_networkx_export_orientation_and_attributes():
-    torch.manual_seed(0)
-    model = BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, vocab_size=8))
-    g = neuron_graph(model, form="exact", head=0, prune=TopK(2))
+    g = small_graph(seed=0)
+    n = g.meta["n_neurons"]
     G = to_networkx(g)
     A = g.signed().tocoo()
     i, j = g.pre_ids[A.row[0]], g.post_ids[A.col[0]]
     assert G.edges[i, j]["weight"] == A.data[0]
-    assert G.nodes[model.config.n_neurons + 3]["kind"] == "input" and G.nodes[model.config.n_neurons + 3]["token"] == 3
+    assert G.nodes[n + 3]["kind"] == "input" and G.nodes[n + 3]["token"] == 3
     assert G.number_of_edges() == g.n_edges
     assert from_networkx(G).n_edges == g.n_edges
 
 
 def test_reading_a_file_that_is_not_a_graph(tmp_path):
-    for name, content in [("a.graphml", "hello"), ("a.gexf", "<gexf/>x"), ("a.npz", "not a zip"),
-                          ("a.csv", "x,y\n1,2\n")]:
+    for name, content in [("a.graphml", "hello"), ("a.gexf", "<gexf/>x"), ("a.csv", "x,y\n1,2\n")]:
         (tmp_path / name).write_text(content)
-        with pytest.raises(ValueError, match=f"'{tmp_path / name}' is not a readable"):
+        with pytest.raises(FileFormatError, match=f"'{tmp_path / name}' is not a readable"):
             read_graph(tmp_path / name)
-    (tmp_path / "b.npz").write_bytes(b"")
-    np.savez(tmp_path / "b.npz", x=np.arange(3))
-    with pytest.raises(ValueError, match="format marker"):
-        read_graph(tmp_path / "b.npz")
+    (tmp_path / "a.npz").write_text("not a zip")
+    with pytest.raises(FileFormatError, match="a.npz' is not a bdh_graph circuit file: not a readable .npz file"):
+        read_graph(tmp_path / "a.npz")
     with pytest.raises(ValueError, match="unknown format '.txt'"):
         read_graph(tmp_path / "a.txt")
     with pytest.raises(FileNotFoundError):

@@ -1,27 +1,35 @@
-"""``bdh-graph analyze`` and ``bdh-graph export`` on a small random checkpoint."""
+"""``bdh-graph analyze`` and ``bdh-graph export`` (and the demo's degree figure) on a small random checkpoint,
+against the dense reference."""
 from __future__ import annotations
 
-import argparse
 import json
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
 
 from bdh_graph import BDH, BDHConfig, save_model
 from bdh_graph.cli import main
-from bdh_graph.cli.structure_commands import PAPER_EDGES_PER_NEURON, degree_figure
-from bdh_graph.graphs.export import read_graph
-from bdh_graph.graphs import dense_neuron_graph
+from bdh_graph.graphs import dense_neuron_graph, paper_edge_count, read_graph
+from bdh_graph.plots.structure import degree_figure
+from bdh_graph.structure import fit_power_law
+from helpers import test_seed
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(int(np.random.SeedSequence().entropy % 2**31))
+    torch.manual_seed(test_seed(3))
     model = BDH(BDHConfig(n_layer=1, n_embd=32, n_head=2, mlp_internal_dim_multiplier=16, vocab_size=16))
     path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
     save_model(model, path)
     return path, model
+
+
+def strongest(A: np.ndarray, m: int) -> np.ndarray:
+    """The m largest entries of A (the rest 0): the paper-density excitatory circuit, the obvious way."""
+    return np.where(A >= np.sort(A.ravel())[-m], A, 0)
 
 
 def test_analyze_writes_figures_and_reports(checkpoint, tmp_path, capsys):
@@ -33,16 +41,20 @@ def test_analyze_writes_figures_and_reports(checkpoint, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     N = model.config.N
     A = dense_neuron_graph(model, head=1)
-    m = round(PAPER_EDGES_PER_NEURON * N)
-    beta = np.sort(A.ravel())[-m]  # the m strongest excitatory entries, from the dense reference
+    m = paper_edge_count(N)
+    assert m == round(46820 / 8192 * N)
+    kept = strongest(A, m)
     assert report["graph"]["nodes"] == N and report["graph"]["edges"] == m
-    assert report["graph"]["beta"] == pytest.approx(beta, rel=1e-6)
-    for key in ("alpha", "xmin", "p_value"):
-        assert key in report["power_law"]["in"] and key in report["power_law"]["out"]
+    assert report["graph"]["beta"] == pytest.approx(kept[kept > 0].min(), rel=1e-6)
+    for key, degrees in (("in", (kept > 0).sum(axis=0)), ("out", (kept > 0).sum(axis=1))):
+        assert report["power_law"][key]["alpha"] == pytest.approx(fit_power_law(degrees, n_bootstrap=0).alpha, rel=1e-9)
     assert set(report["modularity"]["nulls"]) == {"gnm", "rewired", "low_rank"}
-    for name in ("entry_histogram.png", "degrees.png", "modularity.png", "hubs.png", "report.json", "report.md"):
-        assert (out / name).stat().st_size > 0
+    figures = ["entry_histogram.png", "degrees.png", "modularity.png", "hubs.png"]
+    assert report["figures"] == [str(out / name) for name in figures]
+    for name in figures:
+        assert matplotlib.image.imread(out / name).ndim == 3  # a readable image, not an empty file
     assert json.loads((out / "report.json").read_text())["graph"]["edges"] == m
+    assert f"edges m = {m}" in (out / "report.md").read_text()
 
 
 def test_analyze_with_beta_and_sweep(checkpoint, tmp_path, capsys):
@@ -58,30 +70,70 @@ def test_analyze_with_beta_and_sweep(checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--beta", "1e6"], "no excitatory edge is left by Threshold(beta=1000000.0) (the largest |G| is"),
-    (["--beta", "-1"], "beta must be > 0, got -1.0"),
+    (["--beta", "1e6"], "no excitatory edge of G_x is left by Threshold(beta=1000000.0) (the largest |G| is"),
     (["--head", "7"], "head must be an integer in [0, 2)"),
 ])
 def test_analyze_bad_input(checkpoint, tmp_path, capsys, argv, message):
     code = main(["analyze", str(checkpoint[0]), "--out", str(tmp_path), *argv])
     assert code == 2
-    assert message in capsys.readouterr().err
+    assert f"bdh-graph analyze: error: {message}" in capsys.readouterr().err
 
 
-def test_export_then_read_back(checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["analyze", "--beta", "-1"], "argument --beta: Threshold beta must be > 0, got -1.0"),
+    (["analyze", "--beta", "big"], "argument --beta: expected a number, got 'big'"),
+    (["analyze", "--seeds", "0"], "argument --seeds: must be >= 1, got 0"),
+    (["analyze", "--head", "one"], "argument --head: expected an integer or 'all', got 'one'"),
+    (["export", "--edges", "2.5", "--out", "g.npz"], "argument --edges: expected an integer, got '2.5'"),
+    (["export", "--top-k", "0", "--out", "g.npz"], "argument --top-k: TopK k must be an integer >= 1, got 0"),
+    (["export", "--beta", "1", "--top-k", "2", "--out", "g.npz"], "argument --top-k: not allowed with argument "
+                                                                   "--beta"),
+])
+def test_bad_options_are_refused_at_parse_time_naming_the_flag(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"bdh-graph {argv[0]}: error: {message}" in capsys.readouterr().err
+
+
+def test_out_is_checked_before_the_model_is_loaded(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for argv, message in [(["analyze", "--out", str(tmp_path / "file")], f"'{tmp_path / 'file'}' is a file; "
+                                                                         "expected a folder"),
+                          (["export", "--out", str(tmp_path / "g.txt")], "has unknown format '.txt'; expected a "
+                                                                         "suffix among .graphml, .gexf, .csv, .npz"),
+                          (["export", "--out", str(tmp_path / "no" / "g.npz")], f"folder '{tmp_path / 'no'}' does "
+                                                                                "not exist")]:
+        with pytest.raises(SystemExit):  # a missing checkpoint is refused too, but only after --out
+            main([argv[0], str(tmp_path / "no-such.safetensors"), *argv[1:]])
+        err = capsys.readouterr().err
+        assert f"bdh-graph {argv[0]}: error: argument --out: " in err and message in err
+
+
+def test_export_npz_then_read_back(checkpoint, tmp_path, capsys):
     path, model = checkpoint
     out = tmp_path / "g.npz"
-    assert main(["export", str(path), "--head", "all", "--top-k", "3", "--out", str(out)]) == 0
-    g = read_graph(out)
+    assert main(["export", str(path), "--head", "all", "--top-k", "3", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["files"] == [str(tmp_path / "g.excitatory.npz"), str(tmp_path / "g.inhibitory.npz")]
     A = dense_neuron_graph(model)
-    assert g.shape == A.shape
-    kept = np.sort(np.maximum(A, 0), axis=0)[-3:]  # each column's 3 strongest excitatory inputs
-    np.testing.assert_allclose(np.sort(g.excitatory.toarray(), axis=0)[-3:], kept, rtol=1e-6)
-    assert main(["export", str(path), "--out", str(tmp_path / "g.txt")]) == 2
-    assert "unknown format" in capsys.readouterr().err
+    for name, S in (("excitatory", np.maximum(A, 0)), ("inhibitory", np.maximum(-A, 0))):
+        kept = np.sort(S, axis=0)[-3:]  # each column's 3 strongest inputs of the circuit
+        circuit = sparse.load_npz(tmp_path / f"g.{name}.npz").toarray()
+        assert circuit.shape == A.shape
+        np.testing.assert_allclose(np.sort(circuit, axis=0)[-3:], kept, rtol=1e-6)
+        assert result[f"{name}_edges"] == np.count_nonzero(circuit) == 3 * A.shape[1]
+    g = read_graph(out)
+    np.testing.assert_array_equal(g.excitatory.toarray(), sparse.load_npz(tmp_path / "g.excitatory.npz").toarray())
+    assert g.meta["prune"] == "TopK(k=3)" and g.meta["head"] is None
 
 
-def test_demo_section_writes_the_degree_figure(checkpoint, tmp_path):
-    result = degree_figure(checkpoint[1], tmp_path, argparse.Namespace())
-    assert (tmp_path / "degrees.png").stat().st_size > 0
-    assert result["edges"] == round(PAPER_EDGES_PER_NEURON * checkpoint[1].config.N)
+def test_the_demo_degree_figure_is_drawn_at_the_paper_density(checkpoint, tmp_path):
+    model = checkpoint[1]
+    result = degree_figure(model, tmp_path / "degrees.png")
+    m = paper_edge_count(model.config.N)
+    kept = strongest(dense_neuron_graph(model, head=0), m)
+    assert result["edges"] == m and result["figure"] == tmp_path / "degrees.png"
+    for key, degrees in (("in", (kept > 0).sum(axis=0)), ("out", (kept > 0).sum(axis=1))):
+        assert result["alpha"][key] == pytest.approx(fit_power_law(degrees, n_bootstrap=0).alpha, rel=1e-9)
+    assert matplotlib.image.imread(tmp_path / "degrees.png").ndim == 3

@@ -11,12 +11,13 @@ from scipy import stats
 
 from bdh_graph import BDH, BDHConfig
 from bdh_graph.text.concepts import CONCEPTS, concept_corpus, matched_sentences, read_sentences
-from bdh_graph.interpretability.monosemantic import (find_concept_synapses, mann_whitney, presynaptic_rows, screen_synapses,
-                                    split_sentences, trace_passage)
+from bdh_graph.interpretability.monosemantic import (find_concept_synapses, mann_whitney, presynaptic_rows,
+                                                     screen_synapses, split_sentences, trace_passage)
 from bdh_graph.plots.synapses import plot_synapse_trace
 from bdh_graph.interpretability.sparsity import lifetime_sparseness, sparsity
-from bdh_graph.interpretability.synapse_state import (Synapse, check_synapse, extended_decoder, layer_activity, neuron_sigma,
-                                     presynaptic_trace, record_sentences, synapse_trace)
+from bdh_graph.interpretability.synapse_state import (extended_decoder, layer_activity, neuron_sigma, presynaptic_trace,
+                                                      record_sentences, synapse_trace)
+from bdh_graph.network.address import Synapse, byte_name, check_synapse, parse_synapse
 from bdh_graph.text import encode
 
 SMALL = BDHConfig(n_layer=3, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
@@ -41,7 +42,7 @@ def small_model(request, make_model):
     return make_model(config, 5, scale=15.0 if request.param else 3.0)
 
 
-# --- the trace w and the neuron-level sigma (SPEC.md 3.1) against the tensor model --------------------------
+# --- the trace w and the neuron-level sigma (docs/model.md 4.2) against the tensor model --------------------------
 
 def test_presynaptic_trace_reproduces_the_residual_stream(small_model):
     tokens = torch.stack([encode("Dragons hatch"), encode("from eggs ...")])
@@ -244,16 +245,50 @@ def test_bad_sentence_lists_are_refused(make_model, tmp_path):
 def test_synapse_index_out_of_range_is_refused(make_model):
     model = make_model(SMALL, 10)
     n_pre = SMALL.n_neurons + SMALL.vocab_size
-    for synapse, message in ((Synapse(3, 0, 0), r"layer index 3 is out of range: the model has 3 n_layer"),
-                             (Synapse(0, n_pre, 0), rf"pre index {n_pre} is out of range.*\[0, {n_pre}\)"),
-                             (Synapse(0, 0, -1), r"post index -1 is out of range.*x-neurons"),
-                             (Synapse(0, 16, 0, level="hub"), r"pre index 16 .* 16 presynaptic hubs")):
+    n = SMALL.n_neurons
+    for synapse, message in ((Synapse(3, 0, 0), r"layer index 3 is out of range: the model has 3 layers"),
+                             (Synapse(0, n_pre, 0), rf"pre index {n_pre} is out of range: expected a model neuron "
+                                                    rf"0..{n - 1} or an input neuron n \+ byte, {n}..{n_pre - 1}"),
+                             (Synapse(0, 0, -1), r"post index -1 is out of range: expected an x-neuron 0..63"),
+                             (Synapse(0, 16, 0, level="hub"), r"pre index 16 is out of range: expected a hub 0..15")):
         with pytest.raises(ValueError, match=message):
             check_synapse(synapse, SMALL)
-    with pytest.raises(ValueError, match="synapse post index 64"):
+    with pytest.raises(ValueError, match="synapse: post index 64"):
         synapse_trace(model, "text", Synapse(0, 0, 64))
     with pytest.raises(ValueError, match="presynaptic='model' applies to level='neuron' only"):
         presynaptic_rows(SMALL, "hub", "model")
+
+
+# --- one synapse address ------------------------------------------------------------------------------------
+
+def test_address_forms_name_the_same_synapse_and_reports_read_back():
+    n, N = SMALL.n_neurons, SMALL.N  # 64 neurons, 32 per head
+    space = Synapse(2, n + 32, N + 5)
+    assert parse_synapse(f"2:' ':{N + 5}", SMALL) == parse_synapse(f"2:{n + 32}:{N + 5}", SMALL) == space
+    assert parse_synapse(f"2,1,{n + 32},5", SMALL) == space  # the older L,H,I,J form, J within head H
+    assert space.address(SMALL) == "2:' ':37"
+    assert space.describe(SMALL) == "layer 2: input neuron ' ' -> x-neuron 37 (head 1, #5)"
+    for byte in range(256):  # every byte's name reads back as that byte's input neuron
+        synapse = Synapse(0, n + byte, 3)
+        assert parse_synapse(synapse.address(SMALL), SMALL) == synapse
+    assert [byte_name(b) for b in (10, 39, 92, 0xE9)] == ["'\\n'", '"\'"', "'\\\\'", "'\\xe9'"]
+    assert parse_synapse(" 1 : \"'\" : 7 ", SMALL).pre == parse_synapse("1:b\"'\":7", SMALL).pre == n + ord("'")
+    hub = parse_synapse("1:15:7", SMALL, level="hub")
+    assert hub == Synapse(1, 15, 7, "hub") and hub.address(SMALL) == "1:15:7" and "hub 15" in hub.describe(SMALL)
+
+
+@pytest.mark.parametrize("text, level, message", [
+    ("1:2", "neuron", r"--synapse '1:2': expected LAYER:PRE:POST"),
+    ("1:'é':3", "neuron", r"is not a byte; .* a byte above 127 as '\\xNN'"),
+    ("1:'ab':3", "neuron", "holds 2 bytes"),
+    ("1:'a':3", "hub", "at hub level PRE is a hub index 0..15, not a byte"),
+    ("1,2,3,4", "neuron", r"head H = 2 and x-neuron J = 4 must lie in 0..1 and 0..31"),
+    ("1,0,3,4", "hub", "the L,H,I,J form names a neuron-level synapse"),
+    ("3:0:0", "neuron", r"--synapse '3:0:0': layer index 3 is out of range"),
+])
+def test_bad_addresses_are_refused_naming_the_input(text, level, message):
+    with pytest.raises(ValueError, match=message):
+        parse_synapse(text, SMALL, level, name="--synapse")
 
 
 # --- generated concept corpus -------------------------------------------------------------------------------

@@ -1,43 +1,61 @@
-"""Commands on the tensor model: ``train``, ``info``, ``generate``, ``demo``."""
+"""Commands on the tensor model: ``train``, ``info``, ``generate``."""
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import math
 
 import torch
 
 from ..model.checkpoints import describe
-from ..text.concepts import concept_corpus
 from ..model.config import BDHConfig
-from ..text import decode, default_corpus, encode, read_text, split_held_out
+from ..model.recipe import BUNDLED_CONCEPT_SENTENCES, BUNDLED_CONFIG, BUNDLED_TRAINING, training_tokens
 from ..model.training import MODEL_FILE, TrainConfig, train
-from . import demo
-from .common import add_device_argument, add_json_flag, add_model_argument, model_from_args, print_result
+from ..text import decode, encode, read_text
+from .common import (above, add_device_argument, add_json_flag, add_model_argument, at_least, between, checked,
+                     count, input_file, model_from_args, output_folder, positive_number, print_result)
 
-# The bundled model's recipe: these are the defaults of ``bdh-graph train``.
-BUNDLED_CONFIG = BDHConfig(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=32)
-BUNDLED_CONCEPT_SENTENCES = 1200
+# ``train``'s options: the model's sizes and the training settings, defaults from ``bdh_graph.model.recipe``.
+MODEL_OPTIONS = {
+    "n_layer": "layers L",
+    "n_embd": "hub dimension d (the residual stream)",
+    "n_head": "heads h",
+    "mlp_internal_dim_multiplier": "neurons per head: N = this x d / h",
+}
+TRAIN_OPTIONS = {
+    "steps": (count(1), "optimizer steps"),
+    "batch_size": (count(1), "windows of text per step"),
+    "block_size": (count(1), "bytes per window, the context the model learns"),
+    "warmup_steps": (count(0), "steps of linear learning-rate warm-up"),
+    "eval_interval": (count(1), "measure the held-out loss and save the model every this many steps"),
+    "eval_batches": (count(1), "batches per held-out measurement"),
+    "seed": (count(0), "seed of the initial weights, the batches and the concept sentences"),
+    "lr": (positive_number, "peak learning rate (AdamW)"),
+    "min_lr": (positive_number, "learning rate at the end of the cosine decay (at most --lr)"),
+    "weight_decay": (checked(float, at_least(0)), "AdamW weight decay"),
+    "grad_clip": (positive_number, "largest gradient norm; larger gradients are scaled down to it"),
+}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model (defaults: the bundled model's recipe)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
-    p.add_argument("--text", type=Path, default=None, help="UTF-8 training text (default: the pydoc corpus)")
-    p.add_argument("--concept-sentences", type=int, default=BUNDLED_CONCEPT_SENTENCES,
+    p = sub.add_parser("train", help="train a model (defaults: the bundled model's recipe)")
+    p.add_argument("--out", type=output_folder, default="runs/train",
+                   help=f"folder for {MODEL_FILE} and the training state")
+    p.add_argument("--text", type=input_file, default=None, help="UTF-8 training text (default: the pydoc corpus)")
+    p.add_argument("--concept-sentences", type=count(0), default=BUNDLED_CONCEPT_SENTENCES,
                    help="generated concept/contrast sentences mixed into the training text (0: none)")
-    for name in ("n_layer", "n_embd", "n_head", "mlp_internal_dim_multiplier"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(BUNDLED_CONFIG, name))
-    p.add_argument("--dropout", type=float, default=BUNDLED_CONFIG.dropout)
+    for name, text in MODEL_OPTIONS.items():
+        p.add_argument(flag(name), type=count(1), default=getattr(BUNDLED_CONFIG, name), help=text)
+    p.add_argument("--dropout", type=checked(float, between(0, 1)), default=BUNDLED_CONFIG.dropout,
+                   help="dropout probability while training")
     p.add_argument("--no-layer-norm", action="store_true", help="train the Normfree variant")
-    defaults = TrainConfig()
-    for name in ("steps", "batch_size", "block_size", "warmup_steps", "eval_interval", "eval_batches", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name, (kind, text) in TRAIN_OPTIONS.items():
+        p.add_argument(flag(name), type=kind, default=getattr(BUNDLED_TRAINING, name), help=text)
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     add_device_argument(p)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=count(1), default=None, help="torch CPU threads (default: torch's choice)")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
@@ -48,19 +66,26 @@ def register(sub) -> None:
 
     p = sub.add_parser("generate", help="sample text, stepping the recurrent form")
     add_model_argument(p)
-    p.add_argument("--prompt", default="The ", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", type=checked(str, _not_empty), default="The ", help="text to continue")
+    p.add_argument("--max-new-tokens", type=count(0), default=200, help="bytes to sample")
+    p.add_argument("--temperature", type=checked(float, above(0)), default=0.8,
+                   help="divides the logits before sampling; lower is more conservative")
+    p.add_argument("--top-k", type=count(1), default=None,
+                   help="sample among the K most likely bytes only (default: among all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     add_device_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_generate)
 
-    demo.register(sub)
+
+def _not_empty(text: str) -> None:
+    if not text:
+        raise ValueError("must not be empty")
 
 
 def cmd_train(args) -> int:
+    if args.min_lr > args.lr:
+        raise ValueError(f"--min-lr must be <= --lr, got --min-lr {args.min_lr:g} and --lr {args.lr:g}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model_config = BDHConfig(
@@ -68,22 +93,15 @@ def cmd_train(args) -> int:
         mlp_internal_dim_multiplier=args.mlp_internal_dim_multiplier, dropout=args.dropout,
         layer_norm=not args.no_layer_norm,
     )
-    cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, block_size=args.block_size, lr=args.lr, min_lr=args.min_lr,
-        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-        eval_interval=args.eval_interval, eval_batches=args.eval_batches, seed=args.seed,
-    )
-    text = read_text(args.text) if args.text is not None else default_corpus()
-    train_tokens, held_out = split_held_out(encode(text))
-    if args.concept_sentences < 0:
-        raise ValueError(f"--concept-sentences must be >= 0, got {args.concept_sentences}")
-    if args.concept_sentences:
-        train_tokens = torch.cat([train_tokens, encode(concept_corpus(args.concept_sentences, seed=args.seed))])
+    cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS})
+    text = read_text(args.text) if args.text is not None else None
+    train_tokens, held_out = training_tokens(text, args.concept_sentences, seed=args.seed)
     history = train(model_config, train_tokens, held_out, args.out, cfg, resume=args.resume, device=args.device)
+    loss = history["held_out_loss"][-1]
     result = {"model": str(args.out / MODEL_FILE), "train_tokens": len(train_tokens),
               "held_out_tokens": len(held_out), **history}
-    print_result(args, result, f"saved {args.out / MODEL_FILE}; held-out loss {history['held_out_loss'][-1]:.4f} "
-                               f"nats/byte ({history['held_out_loss'][-1] / 0.6931471805599453:.4f} bits/byte)")
+    print_result(args, result, f"saved {args.out / MODEL_FILE}; held-out loss {loss:.4f} nats/byte "
+                               f"({loss / math.log(2):.4f} bits/byte)")
     return 0
 
 
@@ -97,10 +115,11 @@ def cmd_info(args) -> int:
 
 def cmd_generate(args) -> int:
     model = model_from_args(args)
+    if args.top_k is not None and args.top_k > model.config.vocab_size:
+        raise ValueError(f"--top-k must be <= the vocabulary size {model.config.vocab_size}, got {args.top_k}")
     generator = torch.Generator(args.device).manual_seed(args.seed)
     idx = encode(args.prompt).unsqueeze(0).to(args.device)
     out = model.generate(idx, args.max_new_tokens, args.temperature, args.top_k, generator=generator)
     text = decode(out[0])
     print_result(args, {"prompt": args.prompt, "text": text, "seed": args.seed}, text)
     return 0
-

@@ -4,13 +4,20 @@ Nodes are global neuron ids (model neurons ``0..n-1``, the input neuron of token
 ``i -> j`` carries its signed weight (``weight``, inhibitory edges negative) and its ``circuit``. Node attributes
 ``pre_index`` / ``post_index`` (-1 where absent) keep the row and column of each neuron, so a graph read back has
 its original shape; ``.npz`` and GraphML also keep how the graph was made (``Circuits.meta``), GEXF does not.
-The ``.npz`` holds the two CSR circuits exactly; the CSV edge list (``pre,post,weight,circuit``)
-cannot hold neurons without edges, so reading one recovers only the neurons it names.
+The CSV edge list (``pre,post,weight,circuit``) cannot hold neurons without edges, so reading one recovers only
+the neurons it names.
+
+**The .npz layout**: an export named ``X.npz`` is two files, one per circuit, ``X.excitatory.npz`` and
+``X.inhibitory.npz`` (see :func:`circuit_paths`). Each is exactly what ``scipy.sparse.save_npz`` writes for the
+circuit's non-negative ``csr_array`` ``A`` (``A[i, j]`` = weight of the edge ``i -> j``), so
+``scipy.sparse.load_npz("X.excitatory.npz")`` reads it; beside it lie ``pre_ids`` and ``post_ids`` (the global
+neuron id of each row and column) and the ``bdh_graph`` header of ``bdh_graph.files`` (format
+``circuit``, version 1, meta ``{"circuit": name, "graph": Circuits.meta}``), which scipy ignores and
+:func:`read_graph` checks, so that a file of another kind or version is refused.
 """
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -18,11 +25,13 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from ..files import atomic_path
+from ..errors import FileFormatError
+from ..files import atomic_path, read_tagged, write_tagged
 from .neuron_graphs import Circuits
 
 FORMATS = (".graphml", ".gexf", ".csv", ".npz")
-NPZ_FORMAT = "bdh_graph.circuits/1"
+CIRCUIT_FORMAT, CIRCUIT_VERSION = "circuit", 1
+CIRCUIT_NAMES = ("excitatory", "inhibitory")
 CSV_HEADER = "pre,post,weight,circuit"
 
 
@@ -96,21 +105,45 @@ def from_networkx(G: nx.DiGraph) -> Circuits:
     return _circuits(src, dst, weight, pre_ids, post_ids, meta)
 
 
-def write_graph(circuits: Circuits, path, circuit: str = "both") -> Path:
-    """Write ``circuits`` to ``path``; the format follows the suffix (.graphml, .gexf, .csv, .npz)."""
+def circuit_paths(path) -> dict[str, Path]:
+    """The two files of the ``.npz`` export named ``path`` (module doc), by circuit.
+
+    >>> circuit_paths("g.npz")["inhibitory"], circuit_paths("g.excitatory.npz")["inhibitory"]
+    (PosixPath('g.inhibitory.npz'), PosixPath('g.inhibitory.npz'))
+    """
+    path = Path(path)
+    base, _, last = path.stem.rpartition(".")
+    stem = base if base and last in CIRCUIT_NAMES else path.stem  # either file's own name gives the same pair
+    return {name: path.with_name(f"{stem}.{name}.npz") for name in CIRCUIT_NAMES}
+
+
+def _write_npz(circuits: Circuits, path: Path, circuit: str) -> list[Path]:
+    meta = json.loads(json.dumps(circuits.meta, default=str))
+    written = []
+    for name, file in circuit_paths(path).items():
+        # A circuit not asked for is written empty rather than left out, so a pair never mixes two exports.
+        A = circuits.circuit(name) if circuit in (name, "both") else sparse.csr_array(circuits.shape)
+        arrays = {"format": np.array(b"csr"), "shape": np.array(A.shape), "data": A.data, "indices": A.indices,
+                  "indptr": A.indptr, "_is_array": np.array(True),  # the entries of scipy.sparse.save_npz
+                  "pre_ids": circuits.pre_ids, "post_ids": circuits.post_ids}
+        written.append(write_tagged(file, CIRCUIT_FORMAT, CIRCUIT_VERSION, arrays, {"circuit": name, "graph": meta},
+                                    compress=True))
+    return written
+
+
+def write_graph(circuits: Circuits, path, circuit: str = "both") -> list[Path]:
+    """Write ``circuits`` (or only its ``circuit``) to ``path`` and return the files written.
+
+    The format follows the suffix: .graphml, .gexf, .csv (one file), or .npz (one file per circuit; module doc).
+    """
     path = Path(path)
     fmt = _format(path)
+    if circuit not in ("both", *CIRCUIT_NAMES):
+        raise ValueError(f"circuit must be 'excitatory', 'inhibitory' or 'both', got {circuit!r}")
+    if fmt == ".npz":
+        return _write_npz(circuits, path, circuit)
     with atomic_path(path) as tmp:
-        if fmt == ".npz":
-            arrays = {"format": np.array(NPZ_FORMAT), "shape": np.array(circuits.shape),
-                      "pre_ids": circuits.pre_ids, "post_ids": circuits.post_ids,
-                      "meta": np.array(json.dumps(circuits.meta, default=str))}
-            for name in ("excitatory", "inhibitory"):
-                A = circuits.circuit(name) if circuit in (name, "both") else sparse.csr_array(circuits.shape)
-                arrays.update({f"{name}_data": A.data, f"{name}_indices": A.indices, f"{name}_indptr": A.indptr})
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        elif fmt == ".csv":
+        if fmt == ".csv":
             with open(tmp, "w") as f:
                 f.write(CSV_HEADER + "\n")
                 for src, dst, weight, name in _signed_edges(circuits, circuit):
@@ -120,19 +153,40 @@ def write_graph(circuits: Circuits, path, circuit: str = "both") -> Path:
             nx.write_graphml(to_networkx(circuits, circuit), tmp)
         else:
             nx.write_gexf(to_networkx(circuits, circuit), tmp)
-    return path
+    return [path]
 
 
 def _read_npz(path: Path) -> Circuits:
-    if not zipfile.is_zipfile(path):
-        raise ValueError("not a .npz (zip) archive")
-    with np.load(path, allow_pickle=False) as z:
-        if "format" not in z or str(z["format"]) != NPZ_FORMAT:
-            raise ValueError(f"missing the '{NPZ_FORMAT}' format marker")
-        shape = tuple(int(s) for s in z["shape"])
-        parts = [sparse.csr_array((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=shape)
-                 for name in ("excitatory", "inhibitory")]
-        return Circuits(*parts, z["pre_ids"], z["post_ids"], json.loads(str(z["meta"])))
+    """The circuits of the export ``path`` names (either file of the pair, or ``X.npz`` for both), or of one
+    circuit file under a name of its own; a circuit without a file is empty."""
+    pair = circuit_paths(path)
+    files = [file for file in pair.values() if file.is_file()]
+    if not files:
+        if not path.exists():
+            raise FileNotFoundError(f"graph file '{path}' does not exist (an .npz export is the pair "
+                                    f"'{pair['excitatory'].name}', '{pair['inhibitory'].name}')")
+        files = [path]
+    parts, first = {}, None
+    for file in files:
+        f = read_tagged(file, CIRCUIT_FORMAT, CIRCUIT_VERSION, "bdh_graph circuit file")
+        name = f.meta.get("circuit")
+        if name not in CIRCUIT_NAMES or (file in pair.values() and file != pair[name]):
+            raise FileFormatError(f"'{file}' holds the {name!r} circuit, which its name does not say")
+        try:
+            shape = tuple(int(s) for s in f.arrays["shape"])
+            A = sparse.csr_array((f.arrays["data"], f.arrays["indices"], f.arrays["indptr"]), shape=shape)
+            ids = (f.arrays["pre_ids"], f.arrays["post_ids"])
+        except (KeyError, ValueError, TypeError) as err:
+            raise FileFormatError(f"'{file}' is a malformed circuit file: {err}") from err
+        if first is None:
+            first = (file, shape, ids, f.meta.get("graph", {}))
+        elif (shape, f.meta.get("graph", {})) != (first[1], first[3]) or not all(map(np.array_equal, ids, first[2])):
+            raise FileFormatError(f"'{file}' and '{first[0]}' are not from one export (their shapes, neuron ids or "
+                                  "graph metadata differ)")
+        parts[name] = A
+    _, shape, (pre_ids, post_ids), meta = first
+    empty = sparse.csr_array(shape)
+    return Circuits(parts.get("excitatory", empty), parts.get("inhibitory", empty), pre_ids, post_ids, meta)
 
 
 def _read_csv(path: Path) -> Circuits:
@@ -146,17 +200,21 @@ def _read_csv(path: Path) -> Circuits:
 
 
 def read_graph(path) -> Circuits:
-    """Read a graph written by ``write_graph`` (or any directed GraphML/GEXF with integer node ids)."""
+    """Read a graph written by ``write_graph`` (or any directed GraphML/GEXF with integer node ids).
+
+    An ``.npz`` export is read from its pair of circuit files (module doc); a file of another kind or version
+    is refused with a :class:`~bdh_graph.errors.FileFormatError` naming it.
+    """
     path = Path(path)
     fmt = _format(path)
+    if fmt == ".npz":
+        return _read_npz(path)
     if not path.is_file():
         raise FileNotFoundError(f"graph file '{path}' does not exist")
     try:
-        if fmt == ".npz":
-            return _read_npz(path)
         if fmt == ".csv":
             return _read_csv(path)
         G = nx.read_graphml(path, node_type=int) if fmt == ".graphml" else nx.read_gexf(path, node_type=int)
         return from_networkx(G)
-    except (ValueError, KeyError, TypeError, OSError, ParseError, zipfile.BadZipFile, nx.NetworkXError) as err:
-        raise ValueError(f"graph file '{path}' is not a readable {fmt[1:]} graph: {err}") from err
+    except (ValueError, KeyError, TypeError, OSError, ParseError, nx.NetworkXError) as err:
+        raise FileFormatError(f"graph file '{path}' is not a readable {fmt[1:]} graph: {err}") from err

@@ -1,11 +1,11 @@
 """Neuron graphs of a BDH model: ``G_x = D_x E`` and ``G_y = D_y E``, as excitatory and inhibitory circuits.
 
 **Orientation, used everywhere in bdh_graph.** A graph is a sparse matrix ``A`` with ``A[i, j]`` = weight of
-the edge ``i -> j``: rows are presynaptic neurons, columns postsynaptic ones. In SPEC's notation the edge
+the edge ``i -> j``: rows are presynaptic neurons, columns postsynaptic ones. In the notation of docs/model.md the edge
 ``i -> j`` carries ``G[j, i]``, so ``A = G^T``. The out-degree of ``i`` counts the entries of row ``i``, the
 in-degree of ``j`` those of column ``j``.
 
-Two forms (SPEC.md 3.1 and 4):
+Two forms (docs/model.md section 4.1, and the paper's section 5.5):
 
 - ``form="analysis"`` (the paper's section 5.5): ``G = D E``, n x n, no centring, no input neurons,
   so ``A = E^T D^T``; with the checkpoint's names ``A = decoder @ encoder_flat`` where
@@ -18,7 +18,7 @@ A head restricts the columns to that head's neurons ``head*N .. (head+1)*N - 1``
 too (the diagonal block), in the exact form the rows stay all n+V presynaptic neurons.
 
 Signed weights split into two non-negative circuits, ``G^e = max(G, 0)`` and ``G^i = max(-G, 0)``
-(SPEC.md 3.1), each pruned on its own (SPEC.md 3.2):
+(docs/model.md 4.1), each pruned on its own (docs/model.md 4.6):
 
 - ``Threshold(beta)``: keep ``G >= beta`` (excitatory) and ``G <= -beta`` (inhibitory);
 - ``TopK(k)``: for each postsynaptic neuron its k strongest excitatory and k strongest inhibitory inputs;
@@ -27,18 +27,20 @@ Signed weights split into two non-negative circuits, ``G^e = max(G, 0)`` and ``G
 
 Extraction is tiled, ``A = pre @ post`` one block of rows (threshold, strongest) or columns (top-k) at a time,
 so a dense n x n matrix is never held: memory is one block (``block_bytes``) plus the edges kept.
+:func:`extract` prunes by options instead of a rule, at the paper's edge density unless told otherwise.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .pruning import Prune, Strongest, Threshold, TopK, check_count, check_prune
+from .pruning import Prune, Strongest, Threshold, TopK, check_prune, prune_from_options
 
 WHICH = ("x", "y")
 FORMS = ("analysis", "exact")
@@ -185,7 +187,7 @@ def graph_factors(model, which: str = "x", form: str = "analysis", head: int | N
 
 def dense_neuron_graph(model, which: str = "x", form: str = "analysis", head: int | None = None,
                        dtype=np.float64) -> np.ndarray:
-    """The signed graph ``A = G^T`` as a dense array, straight from SPEC.md 3.1 (a reference for small n).
+    """The signed graph ``A = G^T`` as a dense array, straight from docs/model.md 4.1 (a reference for small n).
 
     ``G = D E`` (analysis) or ``G = D C [E | embed^T]`` (exact); ``A[i, j] = G[j, i]``.
     """
@@ -333,6 +335,41 @@ def neuron_graph(model, which: str = "x", form: str = "analysis", head: int | No
     >>> g.shape, g.excitatory[3, 5]   # weight of the edge 3 -> 5 of head 1 (neurons 35 -> 37)
     """
     return product_graph(graph_factors(model, which, form, head, dtype), prune, progress)
+
+
+class Extraction(NamedTuple):
+    """A pruned neuron graph with its factors and the rule that pruned it (what :func:`extract` returns)."""
+
+    factors: GraphFactors
+    prune: Prune
+    circuits: Circuits
+
+
+def extract(model, which: str = "x", form: str = "analysis", head: int | None = None, beta: float | None = None,
+            top_k: int | None = None, edges: int | None = None, circuit: str = "both",
+            progress: bool | None = None) -> Extraction:
+    """A model's neuron graph pruned by at most one option, at the paper's edge density by default.
+
+    ``beta``, ``top_k``, ``edges`` as in :func:`prune_from_options` with ``n_post`` the graph's postsynaptic
+    neurons: without any, each circuit keeps its ``paper_edge_count(n_post)`` strongest edges. A graph whose
+    ``circuit`` ("excitatory", "inhibitory" or "both") is left without an edge is refused with the largest |G|.
+
+    >>> g = extract(model, head=0).circuits   # doctest: +SKIP
+    >>> g.n_excitatory == paper_edge_count(model.config.N)
+    True
+    """
+    if circuit not in CIRCUITS:
+        raise ValueError(f"circuit must be one of {CIRCUITS}, got {circuit!r}")
+    factors = graph_factors(model, which, form, head)
+    prune = prune_from_options(beta, top_k, edges, n_post=factors.shape[1])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no edge has")  # refused below, naming the circuit
+        circuits = product_graph(factors, prune, progress)
+    if circuits.circuit(circuit).nnz == 0:
+        largest = circuits.meta.get("largest_abs_weight")  # known when thresholding, the one rule that can empty G
+        facts = f" (the largest |G| is {largest:.4g}); choose a smaller beta" if largest is not None else ""
+        raise ValueError(f"no {circuit} edge of G_{which} is left by {prune!r}{facts}")
+    return Extraction(factors, prune, circuits)
 
 
 def entry_histogram(factors: GraphFactors, bins: int | np.ndarray = 200, block_bytes: int = BLOCK_BYTES,

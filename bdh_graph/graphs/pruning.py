@@ -1,15 +1,23 @@
-"""Pruning rules of a neuron graph (SPEC.md 3.2), each circuit pruned on its own, and pruning from options.
+"""Pruning rules of a neuron graph (docs/model.md 4.6), each circuit pruned on its own, and pruning from options.
 
 - ``Threshold(beta)``: keep ``G >= beta`` (excitatory) and ``G <= -beta`` (inhibitory);
 - ``TopK(k)``: for each postsynaptic neuron its k strongest excitatory and k strongest inhibitory inputs;
 - ``Strongest(m)``: the m strongest edges of each circuit in the whole graph (an edge count, not a weight);
 - ``None``: every non-zero entry (dense, for small n only).
+
+:func:`prune_from_options` is the one place where options (``--beta``, ``--top-k``, ``--edges``) become a rule;
+without any, a structure study keeps the paper's edge density (:data:`PAPER_EDGES_PER_NEURON`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+# The paper's head block of G_x at beta = 1.2 has 46,820 edges on N = 8,192 neurons (its section 5.5). Graphs of
+# models of any size are compared at this density: this many strongest edges per postsynaptic neuron.
+PAPER_EDGES_PER_NEURON = 46820 / 8192
+
 
 def check_count(name: str, value, low: int = 0) -> int:
     """``value`` as an int, refusing anything that is not an integer ``>= low``."""
@@ -59,3 +67,36 @@ def check_prune(prune) -> Prune:
     if prune is not None and not isinstance(prune, (Threshold, TopK, Strongest)):
         raise TypeError(f"prune must be None, Threshold(beta), TopK(k) or Strongest(m), got {prune!r}")
     return prune
+
+
+def paper_edge_count(n_post: int) -> int:
+    """Edges of each circuit of a graph on ``n_post`` postsynaptic neurons at the paper's density,
+    ``round(PAPER_EDGES_PER_NEURON * n_post)`` and at least 1.
+
+    >>> paper_edge_count(8192)
+    46820
+    """
+    return max(1, round(PAPER_EDGES_PER_NEURON * check_count("n_post", n_post, 1)))
+
+
+def prune_from_options(beta: float | None = None, top_k: int | None = None, edges: int | None = None,
+                       n_post: int | None = None) -> Prune:
+    """The pruning rule of at most one option: ``Threshold(beta)``, ``TopK(top_k)`` or ``Strongest(edges)``.
+
+    With no option the rule is ``Strongest(paper_edge_count(n_post))`` (the paper's density) when ``n_post``, the
+    graph's number of postsynaptic neurons, is given, and ``None`` (every edge) when it is not. Each rule checks
+    its own value (``beta > 0``, counts ``>= 1``); more than one option is refused.
+
+    >>> prune_from_options(top_k=8), prune_from_options(n_post=8192), prune_from_options()
+    (TopK(k=8), Strongest(m=46820), None)
+    """
+    given = {name: value for name, value in (("beta", beta), ("top_k", top_k), ("edges", edges)) if value is not None}
+    if len(given) > 1:
+        raise ValueError(f"give at most one of beta, top_k, edges; got {given}")
+    if beta is not None:
+        return Threshold(beta)
+    if top_k is not None:
+        return TopK(top_k)
+    if edges is not None:
+        return Strongest(edges)
+    return Strongest(paper_edge_count(n_post)) if n_post is not None else None

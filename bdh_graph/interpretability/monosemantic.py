@@ -1,5 +1,5 @@
-"""Monosemantic synapses (SPEC.md 5): synapses whose state after a sentence separates sentences about a concept
-from matched contrast sentences, found on one set of sentences and tested on another.
+"""Monosemantic synapses (docs/model.md): synapses whose state after a sentence separates sentences about a
+concept from matched contrast sentences, found on one set of sentences and tested on another.
 
 The paper (Kosowski et al. 2025, arXiv 2509.26507) reports single synapses ``sigma[l][i, j]`` that
 strengthen after words of one concept (currency, country), tested with a one-sided Mann-Whitney U test over 50
@@ -11,8 +11,8 @@ Protocol of ``find_concept_synapses``:
    no sentence is in both (``split_sentences``).
 2. **Record.** The tensor model reads every sentence from a zero state; the synaptic state after the
    sentence is ``sigma[l, head][i, j] = sum_t w_t[i] (R_t x_t)[j]`` (neuron level, the paper's synapses:
-   presynaptic neuron i, with the trace ``w`` of SPEC.md 3.1) or ``rho[l, head][c, j] = sum_t v_t[c] (R_t x_t)[j]``
-   (hub level, the tensor model's state). See ``synapse_state``.
+   presynaptic neuron i, with the trace ``w``) or ``rho[l, head][c, j] = sum_t v_t[c] (R_t x_t)[j]`` (hub level,
+   the tensor model's state). See ``synapse_state``.
 3. **Screen (selection sentences only).** Every entry of every layer gets Welch's statistic
    ``t = (m_c - m_k) / sqrt(s_c^2 / n_c + s_k^2 / n_k)`` over the two sets (``screen_synapses``: the means are
    one matrix product over all tokens of a set, the variances are accumulated sentence by sentence, one
@@ -41,10 +41,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .synapse_state import (DEFAULT_MAX_TOKENS, LEVELS, SentenceRecord, Synapse, check_sentences,
-                            record_sentences)
+from ..network.address import LEVELS, Synapse
+from .synapse_state import DEFAULT_MAX_TOKENS, SentenceRecord, check_sentences, record_sentences
 
 PRESYNAPTIC = ("model", "input", "all")
+PAPER_SENTENCES = 100  # per set: half select, half test, the paper's 50 vs 50
 MIN_SENTENCES = 2  # per set and split: a variance needs two values
 REL_FLOOR = 1e-5  # below this relative spread an entry is constant at float32 resolution (see screen_synapses)
 
@@ -252,6 +253,11 @@ class ConceptSynapses:
     def significant(self) -> list[SynapseResult]:
         return [s for s in self.synapses if s.significant]
 
+    @property
+    def best(self) -> SynapseResult | None:
+        """The reported synapse with the smallest held-out p-value (None if none was reported)."""
+        return min(self.synapses, key=lambda s: s.test.p, default=None)
+
     def to_dict(self) -> dict:
         return {
             "level": self.level, "presynaptic": self.presynaptic, "strengthening": self.strengthening,
@@ -269,7 +275,7 @@ class ConceptSynapses:
         n_c, n_k = len(self.split.test_concept), len(self.split.test_contrast)
         if not self.synapses:
             return f"no {what} on the selection sentences: nothing to test (null result)"
-        best = min(self.synapses, key=lambda s: s.test.p)
+        best = self.best
         line = (f"best of {len(self.synapses)} {what}, on {n_c} vs {n_k} held-out sentences: "
                 f"{best.synapse.describe(config)}, U = {best.test.U:.0f} of {n_c * n_k}, p = {best.test.p:.3g} "
                 f"(Bonferroni x{len(self.synapses)}: {best.p_bonferroni:.3g}), "

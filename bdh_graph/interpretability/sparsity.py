@@ -1,5 +1,5 @@
-"""Sparsity of the neuron activity of a model over a text (SPEC.md 5): how many x and y neurons fire per token,
-and how selective each neuron is.
+"""Sparsity of the neuron activity of a model over a text (the paper's section 5): how many x and y neurons fire
+per token, and how selective each neuron is.
 
 For layer l and neuron i over the T tokens of a text, with activity r_t = x_t[i] (or y_t[i]) >= 0:
 

@@ -1,4 +1,4 @@
-"""The synaptic state of the tensor model in neuron coordinates (SPEC.md 3.1), recorded sentence by sentence.
+"""The synaptic state of the tensor model in neuron coordinates (docs/model.md), recorded sentence by sentence.
 
 The tensor model keeps hub-level synapses ``rho[l, head]`` (d, N). The graph form keeps one synapse per
 (presynaptic neuron i, postsynaptic x-neuron j) pair, ``sigma[l, head]`` ((n+V) x N), with ``rho = E_ext sigma``.
@@ -11,9 +11,9 @@ so a sentence's synaptic state is fixed by the per-token presynaptic activity (`
 x-activity ``k = R_t x``. ``record_sentences`` runs the tensor model (batched) and keeps exactly these
 factors; any entry of sigma or rho is then one dot product over the tokens, and whole blocks are matrix products.
 
-Indices: presynaptic ``i < n`` is model neuron i (head-major, ``i = head*N + k``), ``i = n + b`` the
-input neuron of byte b; a postsynaptic index ``j`` is the global x-neuron ``head*N + k``, whose block is
-``sigma[l, j // N]``.
+Indices are those of a synapse's address (``bdh_graph.network.address``): presynaptic ``i < n`` is model neuron
+i (head-major, ``i = head*N + k``), ``i = n + b`` the input neuron of byte b; a postsynaptic index ``j`` is the
+global x-neuron ``head*N + k``, whose block is ``sigma[l, j // N]``.
 """
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ import torch
 
 from ..graphs import graph_factors
 from ..model.tensor import LN_EPS, BDH, layer_norm, rope, rope_cos_sin
+from ..network.address import LEVELS, Synapse, check_synapse
+from ..network.neurons import trace_add
 from ..text import encode
 
-LEVELS = ("neuron", "hub")
 DEFAULT_MAX_TOKENS = 256  # the training block size of the bundled model: its context
 
 
@@ -37,7 +38,7 @@ def extended_decoder(model: BDH, dtype: torch.dtype = torch.float64) -> torch.Te
 
 
 def presynaptic_trace(model: BDH, tokens: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The presynaptic trace ``w`` (L+1, B, T, n+V) of SPEC.md 3.1 from the tensor model's ``y`` (L, B, T, n).
+    """The presynaptic trace ``w`` (L+1, B, T, n+V) of docs/model.md 4.2 from the tensor model's ``y`` (L, B, T, n).
 
     ``w[l]`` is the trace entering layer l (``w[L]`` the output), the neuron-coordinate twin of the residual
     stream: ``v[l] = E_ext w[l]``. With ``gain(w) = sqrt(|E_ext w|^2 / d + 1e-5)`` (the std LayerNorm divides by;
@@ -46,8 +47,8 @@ def presynaptic_trace(model: BDH, tokens: torch.Tensor, y: torch.Tensor) -> torc
         w[0]   = onehot_{n+tok} / gain(onehot_{n+tok})
         w[l+1] = (w[l] + z_l / gain(z_l)) / gain(w[l] + z_l / gain(z_l))
 
-    In the Normfree variant every gain is 1. (``network.neurons.Trace`` is the same recursion, one token at a
-    time inside the simulator; this is its batched form over recorded tensor activity.)
+    In the Normfree variant every gain is 1. The recursion is ``network.neurons.trace_add``, which the simulator
+    steps one token at a time; here it runs batched over recorded tensor activity.
     """
     c = model.config
     n, V, L = c.n_neurons, c.vocab_size, c.n_layer
@@ -66,13 +67,8 @@ def presynaptic_trace(model: BDH, tokens: torch.Tensor, y: torch.Tensor) -> torc
     w, u = w / g, u / g
     traces = [w]
     for layer in range(L):
-        z = y[layer] @ E_ext[:, :n].T  # B, T, d
-        gz = gain(z)
         w = w.clone()
-        w[..., :n] += y[layer] / gz
-        u = u + z / gz
-        g = gain(u)
-        w, u = w / g, u / g
+        trace_add(w, u, slice(0, n), y[layer], y[layer] @ E_ext[:, :n].T, gain)  # in place on w, u
         traces.append(w)
     return torch.stack(traces)
 
@@ -181,53 +177,6 @@ def record_sentences(model: BDH, sentences: list[str], level: str = "neuron",
     return records
 
 
-@dataclass(frozen=True)
-class Synapse:
-    """One synapse: ``sigma[layer, post // N][pre, post % N]`` (neuron level) or ``rho[...][pre, ...]`` (hub level).
-
-    ``pre``: presynaptic model neuron (``< n``), input neuron of byte ``pre - n`` (``>= n``), or hub (hub level);
-    ``post``: the postsynaptic x-neuron, global head-major index ``head*N + k``.
-    """
-
-    layer: int
-    pre: int
-    post: int
-    level: str = "neuron"
-
-    def describe(self, config) -> str:
-        n, N = config.n_neurons, config.N
-        if self.level == "hub":
-            pre = f"hub {self.pre}"
-        elif self.pre < n:
-            pre = f"neuron {self.pre} (head {self.pre // N}, #{self.pre % N})"
-        else:
-            pre = f"input neuron of byte {self.pre - n} ({chr(self.pre - n)!r})"
-        return f"layer {self.layer}: {pre} -> x-neuron {self.post} (head {self.post // N}, #{self.post % N})"
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, "pre": self.pre, "post": self.post, "level": self.level}
-
-
-def presynaptic_size(config, level: str) -> int:
-    """Presynaptic units per layer: n+V neurons (neuron level) or d hubs (hub level)."""
-    return config.n_neurons + config.vocab_size if level == "neuron" else config.n_embd
-
-
-def check_synapse(synapse: Synapse, config) -> Synapse:
-    """Refuse a synapse whose level, layer, presynaptic or postsynaptic index is out of range for ``config``."""
-    if synapse.level not in LEVELS:
-        raise ValueError(f"synapse level must be one of {LEVELS}, got {synapse.level!r}")
-    ranges = {"layer": config.n_layer, "pre": presynaptic_size(config, synapse.level), "post": config.n_neurons}
-    for field, size in ranges.items():
-        value = getattr(synapse, field)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < size:
-            what = {"layer": "n_layer", "pre": "presynaptic units (n+V neurons)" if synapse.level == "neuron"
-                    else "presynaptic hubs (d)", "post": "x-neurons (n)"}[field]
-            raise ValueError(f"synapse {field} index {value!r} is out of range: the model has {size} {what}, "
-                             f"expected an integer in [0, {size})")
-    return synapse
-
-
 @torch.no_grad()
 def synapse_trace(model: BDH, text: str, synapse: Synapse, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
     """The synapse's value after each token of ``text`` (stepping from a zero state), float64 array (T,)."""
@@ -242,6 +191,5 @@ def neuron_sigma(record: SentenceRecord, N: int) -> torch.Tensor:
     return torch.einsum("lti,ltj->lij", record.pre, record.post).reshape(L, -1, n // N, N).transpose(1, 2)
 
 
-__all__ = ["DEFAULT_MAX_TOKENS", "LEVELS", "SentenceRecord", "Synapse", "check_sentences", "check_synapse",
-           "extended_decoder", "neuron_sigma", "presynaptic_size", "presynaptic_trace", "record_sentences",
-           "synapse_trace"]
+__all__ = ["DEFAULT_MAX_TOKENS", "SentenceRecord", "check_sentences", "extended_decoder", "neuron_sigma",
+           "presynaptic_trace", "record_sentences", "synapse_trace"]

@@ -9,7 +9,9 @@ Array operations (defaults here work on host numpy arrays; a device backend over
 
 Message-passing kernels (each writes in place and returns its number of synaptic events; the numpy twins in
 ``reference.py`` define them): ``push``, ``pull``, ``rows_combine``, ``rows_dot``, ``outer_add``,
-``graph_outer_add``.
+``graph_outer_add``, and their sums over K steps ``product_add``, ``graph_product_add``.
+
+Kernels know arrays only: constants of the model (LayerNorm's epsilon, RoPE's cos/sin) arrive as arguments.
 """
 from __future__ import annotations
 
@@ -18,8 +20,6 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-
-from ..model.tensor import LN_EPS
 
 
 class Graph(NamedTuple):
@@ -78,15 +78,16 @@ class Backend(ABC):
         return np.maximum(v, 0)
 
     def rope(self, v, cos, sin) -> np.ndarray:
-        """``R_t v``: pairs ``(2m, 2m+1)`` rotated by the phase whose cos/sin are given per neuron."""
+        """``R_t v``: pairs ``(2m, 2m+1)`` of the last axis rotated by the phase whose cos/sin are given per
+        neuron (a vector, or one vector per row of a matrix)."""
         rotated = np.empty_like(v)
-        rotated[0::2] = -v[1::2]
-        rotated[1::2] = v[0::2]
+        rotated[..., 0::2] = -v[..., 1::2]
+        rotated[..., 1::2] = v[..., 0::2]
         return v * cos + rotated * sin
 
-    def gain(self, u) -> float:
-        """``sqrt(var(u) + 1e-5)``: the standard deviation LayerNorm divides the d-vector ``u`` by."""
-        return np.sqrt(np.var(u) + LN_EPS)
+    def gain(self, u, eps: float) -> float:
+        """``sqrt(var(u) + eps)``: the standard deviation LayerNorm (epsilon ``eps``) divides the d-vector ``u`` by."""
+        return np.sqrt(np.var(u) + eps)
 
     def all_finite(self, v) -> bool:
         return bool(np.isfinite(v).all())
@@ -114,4 +115,12 @@ class Backend(ABC):
 
     @abstractmethod
     def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
+        ...
+
+    @abstractmethod
+    def product_add(self, M, row_idx, R, col_idx, C) -> int:
+        ...
+
+    @abstractmethod
+    def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
         ...

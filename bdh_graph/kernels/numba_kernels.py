@@ -1,7 +1,8 @@
 """Event-driven Numba kernels (the ``numba`` backend); ``reference.py`` defines each operation and its events.
 
 Only active neurons do work: ``push`` walks the out-edges of the active presynaptic neurons, ``pull`` the
-in-edges of the gated postsynaptic ones, and the Hebbian writes touch active rows x active columns only.
+in-edges of the gated postsynaptic ones, and the Hebbian writes touch active rows x active columns only (the sums
+over K steps, ``product_add`` and ``graph_product_add``, those active at the same step).
 
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
@@ -10,11 +11,20 @@ not depend on the threads. Compiled code is cached on disk; floats are the array
 """
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 from numba import njit, prange
 
 from .backend import Backend
+
+# Numba's default OpenMP threading layer and torch's own OpenMP runtime in one process (validate steps the tensor
+# model beside the network) leave threads spinning against each other: on a loaded 2-core machine torch ran tens of
+# times slower once a Numba kernel had run, and the released-size hub step 1.6x slower. The work-queue layer has no
+# such threads. A layer chosen with NUMBA_THREADING_LAYER is kept.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # Reassociation lets the inner loops vectorise; nnan/ninf are left out so non-finite values propagate.
 FASTMATH = {"reassoc", "contract"}
@@ -160,6 +170,86 @@ def _graph_outer_add(indptr, indices, data, idx, val, col, n_blocks):
     return events
 
 
+@njit(**JIT)
+def _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, lo, hi):
+    for q in range(lo, hi):
+        row = M[row_idx[q]]
+        for m in range(R.shape[0]):
+            r = R[m, q]
+            if r != 0:
+                for e in range(col_counts[m]):
+                    row[col_ids[m, e]] += r * col_vals[m, e]
+
+
+@njit(**JIT)
+def _columns_per_step(col_idx, C):
+    """The columns active at each step (ids, values, how many), so that the work is the updates themselves."""
+    K, n_cols = C.shape
+    col_ids = np.empty((K, n_cols), np.int64)
+    col_vals = np.empty((K, n_cols), C.dtype)
+    col_counts = np.zeros(K, np.int64)
+    for m in range(K):
+        for c in range(n_cols):
+            if C[m, c] != 0:
+                col_ids[m, col_counts[m]] = col_idx[c]
+                col_vals[m, col_counts[m]] = C[m, c]
+                col_counts[m] += 1
+    return col_ids, col_vals, col_counts
+
+
+@njit(**JIT)
+def _step_updates(R, col_counts):
+    events = 0
+    for m in range(R.shape[0]):
+        rows = 0
+        for q in range(R.shape[1]):
+            if R[m, q] != 0:
+                rows += 1
+        events += rows * col_counts[m]
+    return events
+
+
+# Array allocations stay out of the parallel drivers: there Numba would run them on the thread pool at every call.
+@njit(parallel=True, **JIT)
+def _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks):
+    n = row_idx.shape[0]
+    if n_blocks == 1:
+        _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, 0, n)
+    else:
+        for b in prange(n_blocks):
+            _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, b * n // n_blocks,
+                               (b + 1) * n // n_blocks)
+
+
+@njit(**JIT)
+def _graph_product_add_block(indptr, indices, data, idx, R, C, lo, hi):
+    events = 0
+    for q in range(lo, hi):
+        start, end = indptr[idx[q]], indptr[idx[q] + 1]
+        for m in range(R.shape[0]):
+            r = R[m, q]
+            if r != 0:
+                col = C[m]
+                for p in range(start, end):
+                    c = col[indices[p]]
+                    if c != 0:
+                        data[p] += r * c
+                        events += 1
+    return events
+
+
+@njit(parallel=True, **JIT)
+def _graph_product_add(indptr, indices, data, idx, R, C, n_blocks):
+    n = idx.shape[0]
+    if n_blocks == 1:
+        return _graph_product_add_block(indptr, indices, data, idx, R, C, 0, n)
+    events = 0
+    for b in prange(n_blocks):
+        events += _graph_product_add_block(indptr, indices, data, idx, R, C, b * n // n_blocks,
+                                           (b + 1) * n // n_blocks)
+    return events
+
+
 def _blocks(work: float, size: int) -> int:
     """One block per thread for large work, else one block (no parallel launch)."""
     if work < PARALLEL_MIN_WORK:
@@ -197,3 +287,15 @@ class NumbaBackend(Backend):
     def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
         n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(idx))
         return int(_graph_outer_add(indptr, indices, data, idx, val, col, n_blocks))
+
+    # The K steps of a sum are sparse (a spike volley fires a fraction of its neurons per step): their updates
+    # cost about one dense outer product, which sets the work estimate.
+    def product_add(self, M, row_idx, R, col_idx, C) -> int:
+        n_blocks = _blocks(len(row_idx) * len(col_idx), len(row_idx))
+        col_ids, col_vals, col_counts = _columns_per_step(col_idx, C)
+        _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks)
+        return int(_step_updates(R, col_counts))
+
+    def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
+        n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(idx))
+        return int(_graph_product_add(indptr, indices, data, idx, R, C, n_blocks))

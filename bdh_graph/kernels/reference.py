@@ -75,6 +75,30 @@ def graph_outer_add(indptr, indices, data, idx, val, col) -> int:
     return int(np.count_nonzero(post))
 
 
+def product_add(M, row_idx, R, col_idx, C) -> int:
+    """Sum of K outer products on a dense synapse matrix: ``M[row_idx[q], col_idx[c]] += sum_m R[m, q] * C[m, c]``,
+    i.e. ``M[rows, cols] += R^T C`` for ``R`` (K, rows) and ``C`` (K, cols); ``outer_add`` is the case K = 1.
+
+    Events: the updates of the K outer products, ``sum_m nnz(R[m]) * nnz(C[m])``.
+    """
+    M[np.ix_(row_idx, col_idx)] += R.T @ C
+    return int(np.count_nonzero(R, axis=1) @ np.count_nonzero(C, axis=1))
+
+
+def graph_product_add(indptr, indices, data, idx, R, C) -> int:
+    """Sum of K outer products on the synapses of a graph: ``data[p] += sum_m R[m, q] * C[m, indices[p]]`` for
+    the rows ``idx[q]``, with ``R`` (K, len(idx)) and ``C`` (K, columns); ``graph_outer_add`` is the case K = 1.
+
+    Events: the updates of the K outer products, pairs (synapse, m) with ``R[m, q] != 0`` and ``C[m, column] != 0``.
+    """
+    starts, ends = indptr[idx], indptr[np.asarray(idx) + 1]
+    positions = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)] + [np.zeros(0, np.int64)])
+    post = np.repeat(R, ends - starts, axis=1)  # K, synapses
+    pre = C[:, indices[positions]]
+    data[positions] += (post * pre).sum(0)
+    return int(np.count_nonzero((post != 0) & (pre != 0)))
+
+
 class NumpyBackend(Backend):
     """Runs the network with the plain numpy twins: slow, simple, the reference for every other backend."""
 
@@ -85,3 +109,5 @@ class NumpyBackend(Backend):
     rows_dot = staticmethod(rows_dot)
     outer_add = staticmethod(outer_add)
     graph_outer_add = staticmethod(graph_outer_add)
+    product_add = staticmethod(product_add)
+    graph_product_add = staticmethod(graph_product_add)

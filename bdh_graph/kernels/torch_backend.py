@@ -3,8 +3,8 @@
 Every kernel of ``reference.py`` is a few vectorised torch calls over the active neurons: the edges of the
 active rows of a CSR graph are gathered at once (:func:`edges_of`, ``repeat_interleave`` + ``index_select``),
 messages are summed onto their targets with ``index_add_``, a graph whose every row takes part is multiplied
-as a ``torch.sparse_csr_tensor``, and Hebbian writes add an outer product into the synapse matrix with
-``index_add_``. A step has no per-neuron Python loop, so the same code runs on a GPU.
+as a ``torch.sparse_csr_tensor``, and Hebbian writes add an outer product (or the matrix product of K steps) into
+the synapse matrix with ``index_add_``. A step has no per-neuron Python loop, so the same code runs on a GPU.
 
 Conventions beyond ``reference.py``: neuron ids (``idx``) are int64 tensors, sorted and without repeats, as
 :meth:`TorchBackend.active` returns them, so ``len(idx) == rows`` means every row; graphs keep int64 column
@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 import torch
 
-from ..model.tensor import LN_EPS
 from .backend import Backend, Graph
 
 DEVICE_TYPES = ("cpu", "cuda")
@@ -76,6 +75,14 @@ def rows(M: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return M if len(idx) == M.shape[0] else M.index_select(0, idx)
 
 
+def add_block(M: torch.Tensor, row_idx: torch.Tensor, col_idx: torch.Tensor, update: torch.Tensor) -> None:
+    """``M[row_idx x col_idx] += update`` (rows, cols) for the contiguous ``M``."""
+    if len(col_idx) == M.shape[1]:  # every column: add whole rows
+        M.index_add_(0, row_idx, update)
+    else:  # entries by their flat index
+        M.view(-1).index_add_(0, (row_idx.unsqueeze(1) * M.shape[1] + col_idx).view(-1), update.reshape(-1))
+
+
 class TorchBackend(Backend):
     """Torch tensors on ``device`` (``"cpu"`` or ``"cuda[:i]"``); CPU threads: ``torch.set_num_threads``."""
 
@@ -114,11 +121,11 @@ class TorchBackend(Backend):
         return torch.relu(v)
 
     def rope(self, v, cos, sin) -> torch.Tensor:
-        pairs = v.view(-1, 2)
-        return v * cos + torch.stack((-pairs[:, 1], pairs[:, 0]), dim=1).view(-1) * sin
+        pairs = v.unflatten(-1, (-1, 2))
+        return v * cos + torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2) * sin
 
-    def gain(self, u) -> torch.Tensor:
-        return torch.sqrt(torch.var(u, correction=0) + LN_EPS)
+    def gain(self, u, eps: float) -> torch.Tensor:
+        return torch.sqrt(torch.var(u, correction=0) + eps)
 
     def all_finite(self, v) -> bool:
         return bool(torch.isfinite(v).all())
@@ -155,15 +162,22 @@ class TorchBackend(Backend):
         return len(idx) * len(vec)
 
     def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
-        update = torch.outer(row_val, col_val)
-        if len(col_idx) == M.shape[1]:  # every column: add whole rows
-            M.index_add_(0, row_idx, update)
-        else:  # entries of the contiguous M by their flat index
-            M.view(-1).index_add_(0, (row_idx.unsqueeze(1) * M.shape[1] + col_idx).view(-1), update.view(-1))
+        add_block(M, row_idx, col_idx, torch.outer(row_val, col_val))
         return len(row_idx) * len(col_idx)
+
+    def product_add(self, M, row_idx, R, col_idx, C) -> int:
+        add_block(M, row_idx, col_idx, R.T @ C)
+        return int(((R != 0).sum(1) * (C != 0).sum(1)).sum())
 
     def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
         positions, owner = edges_of(indptr, idx)
         post = col.index_select(0, indices.index_select(0, positions))
         data.index_add_(0, positions, val.index_select(0, owner) * post)
         return int(torch.count_nonzero(post))
+
+    def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
+        positions, owner = edges_of(indptr, idx)
+        post = R.index_select(1, owner)  # K, synapses
+        pre = C.index_select(1, indices.index_select(0, positions))
+        data.index_add_(0, positions, (post * pre).sum(0))
+        return int(((post != 0) & (pre != 0)).sum())

@@ -6,8 +6,9 @@
   never unpickles arbitrary objects. Sizes are inferred from the shapes; ``n_layer`` cannot be, so it is the
   released 6 unless given.
 
-Every checkpoint is checked (keys, shapes, dtypes, finite values, RoPE frequencies) before a model is built,
-and saving goes through a temporary file, so a failed save leaves the old file intact.
+Every checkpoint is checked (keys, shapes, dtypes, finite values, RoPE frequencies) before a model is built; a
+file that fails a check (or a folder given as a checkpoint) raises ``CheckpointError`` naming the file, a missing
+one ``FileNotFoundError``. Saving goes through a temporary file, so a failed save leaves the old file intact.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import BDHConfig
+from ..errors import CheckpointError
 from ..files import atomic_path
+from .config import BDHConfig
 from .tensor import BDH, rope_frequencies
 
 BUNDLED_MODEL = Path(__file__).parent.parent / "data" / "bdh-small.safetensors"
@@ -51,7 +53,7 @@ def _sniff_format(path: Path) -> str:
         return "pt"  # torch.save writes a zip archive
     if len(head) == 9 and head[8:9] == b"{":
         return "safetensors"  # 8-byte little-endian header length, then JSON
-    raise ValueError(
+    raise CheckpointError(
         f"checkpoint '{path}': not a checkpoint (expected a .safetensors file or a torch .pt state_dict)"
     )
 
@@ -62,15 +64,15 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise ValueError(f"checkpoint '{path}': unreadable safetensors file ({err})") from err
+        raise CheckpointError(f"checkpoint '{path}': unreadable safetensors file ({err})") from err
     config = None
     if CONFIG_KEY in metadata:
         try:
             config = json.loads(metadata[CONFIG_KEY])
         except json.JSONDecodeError as err:
-            raise ValueError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' is not valid JSON ({err})") from err
+            raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' is not valid JSON ({err})") from err
         if not isinstance(config, dict):
-            raise ValueError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' must be a JSON object")
+            raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' must be a JSON object")
     return tensors, config
 
 
@@ -78,13 +80,14 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated zip or a pickle that weights_only refuses
-        raise ValueError(f"checkpoint '{path}': unreadable torch file ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"checkpoint '{path}': unreadable torch file ({type(err).__name__}: {err})") from err
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise ValueError(f"checkpoint '{path}': expected a state_dict (a dict of tensors), got {type(obj).__name__}")
+        raise CheckpointError(f"checkpoint '{path}': expected a state_dict (a dict of tensors), "
+                              f"got {type(obj).__name__}")
     state = {k.removeprefix(COMPILED_PREFIX): v for k, v in obj.items()}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"checkpoint '{path}': entry '{key}' is a {type(value).__name__}, expected a tensor")
+            raise CheckpointError(f"checkpoint '{path}': entry '{key}' is a {type(value).__name__}, expected a tensor")
     return state
 
 
@@ -92,14 +95,15 @@ def infer_config(state: dict[str, torch.Tensor], where: str, **overrides) -> BDH
     """Config of a released-format state_dict, from its shapes (``n_layer`` defaults to the released 6)."""
     for key in ("encoder", "embed.weight"):
         if key not in state:
-            raise ValueError(f"checkpoint '{where}': missing key '{key}'; expected keys {list(CHECKPOINT_KEYS)}")
+            raise CheckpointError(f"checkpoint '{where}': missing key '{key}'; expected keys {list(CHECKPOINT_KEYS)}")
     if state["encoder"].dim() != 3:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint '{where}': encoder has shape {tuple(state['encoder'].shape)}, expected (n_head, n_embd, N)"
         )
     h, d, N = state["encoder"].shape
     if (N * h) % d:
-        raise ValueError(f"checkpoint '{where}': encoder shape {(h, d, N)} gives N*h/d = {N * h / d}, not an integer")
+        raise CheckpointError(f"checkpoint '{where}': encoder shape {(h, d, N)} gives N*h/d = {N * h / d}, "
+                              "not an integer")
     values = dict(n_layer=RELEASED_N_LAYER, n_embd=d, n_head=h, mlp_internal_dim_multiplier=N * h // d,
                   vocab_size=state["embed.weight"].shape[0])
     values.update(overrides)
@@ -111,25 +115,25 @@ def check_state(state: dict[str, torch.Tensor], config: BDHConfig, where: str) -
     missing = sorted(set(CHECKPOINT_KEYS) - set(state))
     unexpected = sorted(set(state) - set(CHECKPOINT_KEYS))
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint '{where}': missing keys {missing}, unexpected keys {unexpected}; "
             f"expected exactly {list(CHECKPOINT_KEYS)}"
         )
     for key, shape in expected_shapes(config).items():
         tensor = state[key]
         if tuple(tensor.shape) != shape:
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint '{where}': {key} has shape {tuple(tensor.shape)}, config expects {shape} "
                 f"(n_embd={config.n_embd}, n_head={config.n_head}, N={config.N}, vocab_size={config.vocab_size})"
             )
         if not tensor.is_floating_point():
-            raise ValueError(f"checkpoint '{where}': {key} has dtype {tensor.dtype}, expected a floating dtype")
+            raise CheckpointError(f"checkpoint '{where}': {key} has dtype {tensor.dtype}, expected a floating dtype")
         if not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
-            raise ValueError(f"checkpoint '{where}': {key} holds {bad} non-finite values (NaN or inf)")
+            raise CheckpointError(f"checkpoint '{where}': {key} holds {bad} non-finite values (NaN or inf)")
     freqs = state["attn.freqs"].reshape(-1).double()
     if not torch.allclose(freqs, rope_frequencies(config.N, torch.float64), rtol=1e-6, atol=0.0):
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint '{where}': attn.freqs differ from the RoPE frequencies of N={config.N} (theta=2**16)"
         )
 
@@ -142,6 +146,9 @@ def load_model(path: str | os.PathLike | None = None, **config_overrides) -> BDH
     refused with an error naming the tensor and both shapes.
     """
     path = Path(path) if path is not None else BUNDLED_MODEL
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a folder; give the model file inside it, e.g. "
+                              f"{path / _model_file_in(path)}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     fmt = _sniff_format(path)
@@ -153,7 +160,7 @@ def load_model(path: str | os.PathLike | None = None, **config_overrides) -> BDH
             try:
                 config = BDHConfig.from_dict({**stored, **config_overrides})
             except (TypeError, ValueError) as err:
-                raise ValueError(f"checkpoint '{path}': invalid config ({err})") from err
+                raise CheckpointError(f"checkpoint '{path}': invalid config ({err})") from err
     else:
         state = _read_state_dict(path)
         config = infer_config(state, str(path), **config_overrides)
@@ -161,6 +168,13 @@ def load_model(path: str | os.PathLike | None = None, **config_overrides) -> BDH
     model = BDH(config).to(dtype=state["encoder"].dtype)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def _model_file_in(folder: Path) -> str:
+    """A checkpoint's name in ``folder`` to suggest: its first ``.safetensors`` or ``.pt`` file, else the name a
+    training run gives its model."""
+    found = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".pt", ".pth") and p.is_file())
+    return found[0] if found else "model.safetensors"
 
 
 def save_model(model: BDH, path: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Model configuration of BDH-GPU (SPEC.md section 1)."""
+"""Model configuration of BDH-GPU (docs/model.md section 1)."""
 from __future__ import annotations
 
 import dataclasses

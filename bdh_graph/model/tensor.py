@@ -1,4 +1,4 @@
-"""BDH-GPU, the tensor form of the model: parallel (training) and recurrent (stepping) (SPEC.md 1-2).
+"""BDH-GPU, the tensor form of the model: parallel (training) and recurrent (stepping) (docs/model.md sections 1-3).
 
 Parallel form, for tokens ``tok[0..T-1]`` (one set of weights shared by all layers)::
 

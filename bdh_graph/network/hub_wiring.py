@@ -1,4 +1,4 @@
-"""Hub wiring (SPEC.md 3.3): n+V neurons and d hubs; exact at any size, O(n d) per token.
+"""Hub wiring (docs/model.md 4.5): n+V neurons and d hubs; exact at any size, O(n d) per token.
 
 Edges ``E_ext`` (neurons -> hubs), ``D_x`` and ``D_y`` (hubs -> neurons); the Hebbian state ``rho`` (d, N per
 layer and head) lives on the hub -> x-neuron synapses. The hubs hold ``u = E_ext w`` (``neurons.Trace``),
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graphs import graph_factors
+from .neurons import Active
 from .synapses import DenseSynapses
 
 
@@ -39,14 +40,14 @@ class HubWiring:
 
     pre_population, read_population = "u", "a"
 
-    def presynaptic(self, trace):
-        """The presynaptic side of this layer: every hub, their values, the hub vector."""
-        return self.all_hubs, trace.u, trace.u
+    def presynaptic(self, trace) -> Active:
+        """The presynaptic side of this layer: every hub."""
+        return Active(self.all_hubs, trace.u, trace.u)
 
-    def potential(self, pre):
-        """x-neuron potentials ``D_x u`` from what the hubs send, ``pre`` = (ids, values, hub vector)."""
-        x = self.backend.zeros(self.n, pre[2].dtype)
-        return x, self.backend.rows_dot(self.D_x, self.all_neurons, pre[2], x)
+    def potential(self, pre: Active):
+        """x-neuron potentials ``D_x u`` from what the hubs send; and the events."""
+        x = self.backend.zeros(self.n, pre.dense.dtype)
+        return x, self.backend.rows_dot(self.D_x, self.all_neurons, pre.dense, x)
 
     def gate(self, S, x, trace):
         """``y`` of all heads from the synapse reads ``S`` (h, d) and the x-neurons that fire."""
@@ -62,9 +63,9 @@ class HubWiring:
             y[posts] = b.relu(pre) * x_val
         return y, events
 
-    def readout(self, pre):
-        logits = self.backend.zeros(self.lm_head.shape[0], pre[2].dtype)
-        return logits, self.backend.rows_dot(self.lm_head, self.all_tokens, pre[2], logits)
+    def readout(self, pre: Active):
+        logits = self.backend.zeros(self.lm_head.shape[0], pre.dense.dtype)
+        return logits, self.backend.rows_dot(self.lm_head, self.all_tokens, pre.dense, logits)
 
     def deliveries(self, round_: str, volley, posts=None) -> int:
         """Spike messages of a volley (spike mode): every spike times the edges it travels along.

@@ -2,40 +2,67 @@
 
 A monitor is passed to ``Network.run(tokens, monitors=[...])`` (or ``validate``); it is attached to the network
 (``attach``, which checks its arguments against the network) and then receives the record of every token
-(``record``, see ``Network.step``). Recordings continue over several runs of one network.
+(``record``, see ``Network.step``). Each monitor declares the record entries it reads, ``variables``, and a step
+builds and copies to the host only the union of what its monitors declared. Recordings continue over several
+runs of one network; reading a monitor that has not been attached raises ``MonitorError``.
 
-- :class:`ActivityMonitor`: which x- and y-neurons of which layer fired, and how strongly (sparse, for rasters).
-- :class:`SparsityMonitor`: fraction of x- and y-neurons active per layer and token.
-- :class:`SynapseMonitor`: traces of chosen synapses ``sigma[layer, head][i, j]``.
-- :class:`EventMonitor`: synaptic events (messages along edges plus synapse updates) per token.
-- :class:`SpikeMonitor`: spike mode: every spike of the x- and y-neurons (layer, token, micro-step, neuron).
+- :class:`ActivityMonitor`: which x- and y-neurons of which layer fired, and how strongly (sparse, for rasters);
+  reads ``x``, ``y``.
+- :class:`SparsityMonitor`: fraction of x- and y-neurons active per layer and token; reads ``x_active``,
+  ``y_active`` (counts made on the backend).
+- :class:`SynapseMonitor`: traces of chosen synapses ``sigma[layer, head][i, j]``; reads ``w``, ``k`` (in spike
+  mode nothing: it reads the stored sigma).
+- :class:`EventMonitor`: synaptic events (messages along edges plus synapse updates) per token; reads
+  ``events``.
+- :class:`SpikeMonitor`: spike mode: every spike of the x- and y-neurons (layer, token, micro-step, neuron);
+  reads ``spikes``.
+
+Spike recordings are tagged ``.npz`` files (``files.write_tagged``, kind ``spike_recording``, version 1): arrays
+``tokens``, ``positions`` and ``<population>_layer<l>_{token,step,neuron}``; the header's meta holds
+``spike_steps``, ``n_neurons``, ``layers`` and ``populations``.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path, read_tagged_npz
+from ..errors import FileFormatError, MonitorError
+from ..files import read_tagged, write_tagged
+from .network import RECORD
 
 WHICH = ("x", "y")
 
 
 class Monitor:
-    """Base class: ``attach(network)`` before a run, ``record(record)`` after every token."""
+    """Base class: ``attach(network)`` before a run, ``record(record)`` after every token.
+
+    ``variables``: the entries of the step record (``Network.step``) the monitor reads; ``position`` and
+    ``token`` are always there. A subclass that does not narrow it receives every entry.
+    """
+
+    variables: frozenset = RECORD
 
     def __init__(self) -> None:
         self.positions: list[int] = []
         self.tokens: list[int] = []
+        self.config = None
 
     def attach(self, network) -> None:
         self.config = network.config
 
     def record(self, record: dict) -> None:
+        self._attached("record")
         self.positions.append(int(record["position"]))
         self.tokens.append(int(record["token"]))
+
+    def _attached(self, what: str) -> None:
+        """Refuse to record or be read before the monitor was attached to a network."""
+        if self.config is None:
+            raise MonitorError(f"{type(self).__name__}.{what}: this monitor has not watched a network yet; pass it "
+                               "to Network.run(text, monitors=[...]) or validate(..., monitors=[...]) first (or "
+                               "call its attach(network))")
 
 
 def _check_layers(layers, n_layer: int) -> list[int]:
@@ -59,6 +86,7 @@ class ActivityMonitor(Monitor):
         if bad:
             raise ValueError(f"ActivityMonitor which must be a subset of {WHICH}, got {list(which)}")
         self.which, self._layers = tuple(which), layers
+        self.variables = frozenset(self.which)
         self._events: dict = {}
 
     def attach(self, network) -> None:
@@ -75,6 +103,7 @@ class ActivityMonitor(Monitor):
             events.append((ids.astype(np.int32), rates[ids]))
 
     def raster(self, layer: int, which: str = "y") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._attached("raster")
         if (layer, which) not in self._events:
             raise ValueError(f"ActivityMonitor did not record layer {layer} {which!r}; "
                              f"it records layers {self.layers} of {list(self.which)}")
@@ -88,6 +117,8 @@ class ActivityMonitor(Monitor):
 class SparsityMonitor(Monitor):
     """Fraction of active x- and y-neurons per token and layer: ``x`` and ``y``, arrays (T, L)."""
 
+    variables = frozenset({"x_active", "y_active"})
+
     def __init__(self):
         super().__init__()
         self._x: list[np.ndarray] = []
@@ -95,16 +126,18 @@ class SparsityMonitor(Monitor):
 
     def record(self, record: dict) -> None:
         super().record(record)
-        self._x.append(np.count_nonzero(record["x"], axis=1) / record["x"].shape[1])
-        self._y.append(np.count_nonzero(record["y"], axis=1) / record["y"].shape[1])
+        self._x.append(record["x_active"] / self.config.n_neurons)
+        self._y.append(record["y_active"] / self.config.n_neurons)
 
     @property
     def x(self) -> np.ndarray:
-        return np.array(self._x).reshape(len(self._x), -1)
+        self._attached("x")
+        return np.array(self._x).reshape(len(self._x), self.config.n_layer)
 
     @property
     def y(self) -> np.ndarray:
-        return np.array(self._y).reshape(len(self._y), -1)
+        self._attached("y")
+        return np.array(self._y).reshape(len(self._y), self.config.n_layer)
 
 
 class SynapseMonitor(Monitor):
@@ -123,6 +156,8 @@ class SynapseMonitor(Monitor):
     In spike mode the monitor reads the entries from the stored sigma (neuron wiring only), which grows by
     coincident spikes rather than by ``w_i k_j``.
     """
+
+    variables = frozenset({"w", "k"})
 
     def __init__(self, layer: int, head: int, pairs):
         super().__init__()
@@ -149,7 +184,8 @@ class SynapseMonitor(Monitor):
             return  # continuing a recording of this network
         self._network = network
         if network.mode == "spike":
-            self._running = None  # read from the stored sigma after every token
+            self.variables = frozenset()  # nothing from the record: sigma is read after every token
+            self._running = None
         elif network.position == 0:
             self._running = np.zeros(len(self.pairs))
         elif network.wiring == "neuron" and network.synapse_graph is None:
@@ -174,11 +210,14 @@ class SynapseMonitor(Monitor):
 
     @property
     def values(self) -> np.ndarray:
+        self._attached("values")
         return np.array(self._values).reshape(len(self._values), len(self.pairs))
 
 
 class EventMonitor(Monitor):
     """Synaptic events per token, ``events`` (T,): messages sent along edges plus synapse updates."""
+
+    variables = frozenset({"events"})
 
     def __init__(self):
         super().__init__()
@@ -190,11 +229,12 @@ class EventMonitor(Monitor):
 
     @property
     def events(self) -> np.ndarray:
+        self._attached("events")
         return np.array(self._events, dtype=np.int64)
 
 
 SPIKE_POPULATIONS = ("x", "y")
-SPIKE_FORMAT = "bdh_graph.spikes/1"
+SPIKE_KIND, SPIKE_VERSION = "spike_recording", 1
 
 
 class SpikeMonitor(Monitor):
@@ -203,9 +243,11 @@ class SpikeMonitor(Monitor):
     ``spikes(layer, population)`` returns ``(token, step, neuron)``: the index of the token in the recording
     (0..T-1), the micro-step (0..K-1) of the round in which the population fires (x: the read round, y: the
     output round) and the neuron id (0..n-1), one entry per spike. ``counts`` gives spikes per token and neuron,
-    ``population_rate`` the fraction of the population firing at each micro-step; ``save`` writes it all to an
-    ``.npz`` file that :func:`load_spikes` reads back.
+    ``population_rate`` the fraction of the population firing at each micro-step; ``save`` writes it all to a
+    tagged ``.npz`` file that :func:`load_spikes` reads back.
     """
+
+    variables = frozenset({"spikes"})
 
     def __init__(self, layers=None, populations=SPIKE_POPULATIONS):
         super().__init__()
@@ -236,14 +278,15 @@ class SpikeMonitor(Monitor):
         for key, spikes in self._spikes.items():
             spikes.append(record["spikes"][key])
 
-    def _check(self, layer: int, population: str) -> list:
+    def _check(self, layer: int, population: str, what: str) -> list:
+        self._attached(what)
         if (layer, population) not in self._spikes:
             raise ValueError(f"SpikeMonitor did not record layer {layer} {population!r}; it records layers "
                              f"{getattr(self, 'layers', [])} of {list(self.populations)}")
         return self._spikes[(layer, population)]
 
     def spikes(self, layer: int, population: str = "y") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        volleys = self._check(layer, population)
+        volleys = self._check(layer, population, "spikes")
         token = np.repeat(np.arange(len(volleys)), [len(n) for _, n in volleys]).astype(np.int32)
         step = np.concatenate([s for s, _ in volleys] + [np.zeros(0, np.int32)])
         neuron = np.concatenate([n for _, n in volleys] + [np.zeros(0, np.int32)])
@@ -251,41 +294,46 @@ class SpikeMonitor(Monitor):
 
     def counts(self, layer: int, population: str = "y") -> np.ndarray:
         """Spikes per token and neuron, (T, n)."""
+        self._check(layer, population, "counts")
         token, _, neuron = self.spikes(layer, population)
         n, T = self.config.n_neurons, len(self.tokens)
         return np.bincount(token.astype(np.int64) * n + neuron, minlength=T * n).reshape(T, n)
 
     def population_rate(self, layer: int, population: str = "y") -> np.ndarray:
         """Fraction of the population's n neurons firing at each micro-step, (T, K)."""
+        self._check(layer, population, "population_rate")
         token, step, _ = self.spikes(layer, population)
         K, T = self.spike_steps, len(self.tokens)
         return np.bincount(token.astype(np.int64) * K + step, minlength=T * K).reshape(T, K) / self.config.n_neurons
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the recording to ``path`` (.npz, atomically, no pickles); read it with :func:`load_spikes`."""
-        arrays = {"format": np.array(SPIKE_FORMAT), "tokens": np.array(self.tokens, np.int64),
-                  "positions": np.array(self.positions, np.int64),
-                  "meta": np.array(json.dumps({"spike_steps": self.spike_steps, "n_neurons": self.config.n_neurons,
-                                               "layers": self.layers, "populations": list(self.populations)}))}
+        """Write the recording to ``path`` (a tagged, compressed ``.npz``, atomically, no pickles); read it with
+        :func:`load_spikes`."""
+        self._attached("save")
+        arrays = {"tokens": np.array(self.tokens, np.int64), "positions": np.array(self.positions, np.int64)}
         for layer, population in self._spikes:
             for name, a in zip(("token", "step", "neuron"), self.spikes(layer, population)):
                 arrays[f"{population}_layer{layer}_{name}"] = a
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        return Path(path)
+        meta = {"spike_steps": self.spike_steps, "n_neurons": self.config.n_neurons, "layers": self.layers,
+                "populations": list(self.populations)}
+        return write_tagged(path, SPIKE_KIND, SPIKE_VERSION, arrays, meta, compress=True)
 
 
 def load_spikes(path: str | os.PathLike) -> dict:
     """A recording written by :meth:`SpikeMonitor.save`: ``meta`` (spike_steps, n_neurons, layers,
-    populations), ``tokens``, ``positions`` and ``spikes[(layer, population)] = (token, step, neuron)``."""
-    arrays = read_tagged_npz(path, SPIKE_FORMAT, "spike recording")
-    meta = json.loads(str(arrays["meta"]))
+    populations), ``tokens``, ``positions`` and ``spikes[(layer, population)] = (token, step, neuron)``.
+    A file of another kind or version is refused with ``FileFormatError``."""
+    saved = read_tagged(path, SPIKE_KIND, SPIKE_VERSION, "spike recording")
+    meta, arrays = saved.meta, saved.arrays
+    missing = [k for k in ("spike_steps", "n_neurons", "layers", "populations") if k not in meta]
+    if missing:
+        raise FileFormatError(f"spike recording '{path}' lacks {missing} in its header")
     spikes = {}
     for layer in meta["layers"]:
         for population in meta["populations"]:
             keys = [f"{population}_layer{layer}_{name}" for name in ("token", "step", "neuron")]
-            missing = [k for k in keys if k not in arrays]
+            missing = [k for k in keys + ["tokens", "positions"] if k not in arrays]
             if missing:
-                raise ValueError(f"spike recording '{path}': missing arrays {missing}")
+                raise FileFormatError(f"spike recording '{path}': missing arrays {missing}")
             spikes[(layer, population)] = tuple(arrays[k] for k in keys)
     return {"meta": meta, "tokens": arrays["tokens"], "positions": arrays["positions"], "spikes": spikes}

@@ -1,10 +1,17 @@
-"""The network: neurons, synapses and a wiring, stepped token by token over text (SPEC.md 3).
+"""The network: neurons, synapses and a wiring, stepped token by token over text (docs/model.md 4).
 
 ``build_network`` turns a tensor model into a :class:`Network`; ``Network.step`` runs one token through all
 layers as message passing and returns the logits, ``Network.run`` steps over a text with monitors watching.
-Per layer the four rounds of the paper's "equations of reasoning" run in order: the presynaptic neurons excite
-the x-neurons; the synapses are read (all heads) and gate the y-neurons; the Hebbian write follows the read;
-y joins the presynaptic trace.
+Per layer the four rounds of the paper's "equations of reasoning" (its Table 1) run on the x-neurons that the
+presynaptic trace drives: the synapses are read into A (all heads); A reaches the y-neurons through G_y, gated
+by x; the Hebbian write (any time after the read: the gate reads A, not the synapses); y joins the trace that
+drives the next layer's x. How messages travel, as rates or as spikes, is the network's channel
+(``channels``).
+
+State files are tagged ``.npz`` files (``files.write_tagged``, kind ``network_state``, version 1): one array per
+synapse block (``synapses``, or ``synapses_head<h>`` on a synapse graph) and a header whose meta holds the
+network's description (config, wiring, pruning, synapses, dtype, weight digest, mode), ``position``,
+``events``, ``spikes`` and in spike mode the random stream's state.
 """
 from __future__ import annotations
 
@@ -18,17 +25,22 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import NonFiniteError
-from ..files import atomic_path, read_tagged_npz
+from ..errors import FileFormatError, NonFiniteError, StateMismatchError
+from ..files import read_tagged, write_tagged
 from ..graphs import check_prune
 from ..kernels import get_backend
+from .channels import RateChannel, SpikeChannel
 from .hub_wiring import HubWiring
 from .neuron_wiring import NeuronWiring
-from .neurons import Phases, Trace, as_tokens
+from .neurons import Phases, Trace, active, as_tokens
 from .spikes import Spiker, check_spike_options
 
 WIRINGS = ("neuron", "hub")
-STATE_FORMAT = "bdh_graph.network_state/1"
+STATE_KIND, STATE_VERSION = "network_state", 1
+STATE_META = ("description", "position", "events", "spikes")
+# What a step can record (see Network.step): per layer the vectors x, y, k, w (L, n or n+V), u (L+1, d) and the
+# active counts x_active, y_active (L,); per token logits, events and, in spike mode, the spikes.
+RECORD = frozenset({"x", "y", "k", "w", "u", "x_active", "y_active", "logits", "events", "spikes"})
 WEIGHT_NAMES = ("encoder", "encoder_v", "decoder", "embed.weight", "lm_head", "attn.freqs")
 
 
@@ -70,10 +82,10 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
 
     Args:
         model: a tensor ``BDH``; its weights are copied (the network does not follow later changes).
-        wiring: ``"neuron"`` (SPEC 3.1: n+V neurons, graphs G_x and G_y, synapses sigma) or ``"hub"``
-            (SPEC 3.3: neurons and d hubs, synapses rho; exact at any size).
+        wiring: ``"neuron"`` (docs/model.md 4.3: n+V neurons, graphs G_x and G_y, synapses sigma) or ``"hub"``
+            (docs/model.md 4.5: neurons and d hubs, synapses rho; exact at any size).
         prune: neuron wiring only: ``None`` (dense, exact), ``Threshold(beta)``, ``TopK(k)`` or ``Strongest(m)``
-            (SPEC 3.2; an approximation).
+            (docs/model.md 4.6; an approximation).
         synapses: neuron wiring only: ``"all"`` (dense sigma, every presynaptic x x-neuron pair),
             ``"wiring"`` (a synapse where G_x has an edge) or a scipy.sparse synapse graph (n+V, n).
         backend: ``"numba"`` (default), ``"numpy"``, ``"torch"`` or a ``Backend``; see ``bdh_graph.kernels``.
@@ -108,10 +120,13 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
         "synapses": _pattern_digest(wired.synapse_graph), "dtype": str(dtype), "weights": _weights_digest(model),
         "mode": mode,
     }
-    if spiking is not None:
+    c = model.config
+    if spiking is None:
+        channel = RateChannel(backend)
+    else:
         description.update(spike_steps=spiking["spike_steps"], rate_scale=spiking["rate_scale"])
-        spiking = Spiker(**spiking)
-    return Network(model.config, wired, Phases(model.attn.freqs, backend, dtype), description, spiking)
+        channel = SpikeChannel(Spiker(**spiking), wired, backend, dtype, c.N, c.n_head)
+    return Network(c, wired, Phases(model.attn.freqs, backend, dtype), description, channel)
 
 
 class Network:
@@ -119,13 +134,14 @@ class Network:
     :func:`build_network`.
 
     Attributes: ``config``, ``wiring`` (``"neuron"``/``"hub"``), ``mode`` (``"rate"``/``"spike"``),
-    ``synapses`` (the Hebbian state), ``position`` (tokens stepped since the last reset, the RoPE position of the
-    next one), ``events`` (synaptic events so far: messages sent along edges plus synapse updates; in spike mode
-    a message is one spike along one edge) and ``spikes`` (spikes so far, spike mode).
+    ``channel`` (how messages travel: ``channels.RateChannel`` or ``SpikeChannel``), ``synapses`` (the Hebbian
+    state), ``position`` (tokens stepped since the last reset, the RoPE position of the next one), ``events``
+    (synaptic events so far: messages sent along edges plus synapse updates; in spike mode a message is one spike
+    along one edge) and ``spikes`` (spikes so far, spike mode).
     """
 
-    def __init__(self, config, wiring, phases: Phases, description: dict, spiker: Spiker | None = None):
-        self.config, self._wiring, self._phases, self.spiker = config, wiring, phases, spiker
+    def __init__(self, config, wiring, phases: Phases, description: dict, channel):
+        self.config, self._wiring, self._phases, self.channel = config, wiring, phases, channel
         self.backend = wiring.backend
         self.description = description
         self.dtype = np.dtype(description["dtype"])
@@ -133,7 +149,6 @@ class Network:
         self.position = 0
         self.events = 0
         self.spikes = 0
-        self._spike_tally = {"events": 0, "spikes": 0, "clipped": 0}  # of the token being stepped
 
     # -- what the network is made of ------------------------------------------------------------------------
     @property
@@ -147,9 +162,9 @@ class Network:
     @property
     def spike_options(self) -> dict | None:
         """Spike mode: ``spike_steps``, ``seed`` (of the stream since the last reseed) and ``rate_scale``."""
-        if self.spiker is None:
+        s = self.channel.spiker
+        if s is None:
             return None
-        s = self.spiker
         return {"spike_steps": s.steps, "seed": s.seed, "rate_scale": dict(s.rate_scale)}
 
     @property
@@ -193,9 +208,9 @@ class Network:
         """Forget: zero synapses, position 0 (the event and spike counts keep running). In spike mode ``seed``
         restarts the random stream (None: it runs on)."""
         if seed is not None:
-            if self.spiker is None:
+            if self.channel.spiker is None:
                 raise ValueError("reset(seed=...) applies to mode='spike'; this network runs in rate mode")
-            self.spiker.reseed(seed)
+            self.channel.spiker.reseed(seed)
         self.synapses.reset()
         self.position = 0
 
@@ -204,117 +219,76 @@ class Network:
 
         If ``record`` is a dict it receives numpy arrays of this token: ``x``, ``y``, ``k`` (the rotated x that
         read the synapses) (L, n), the presynaptic trace ``w`` each layer wrote with (L, n+V), the hub vectors
-        ``u`` (L+1, d) (each layer's input, then the last output: the tensor model's ``v``), ``logits``,
-        ``position``, ``token`` and ``events``. In spike mode ``x`` and ``y`` are the neurons' rates, ``k`` is
-        read from the x spikes, and ``spikes`` maps ``(layer, "x" | "y")`` to the (micro-step, neuron) of every
-        spike, ``n_spikes`` counts all spikes of the token and ``clipped`` the rates clipped by a fixed scale.
+        ``u`` (L+1, d) (each layer's input, then the last output: the tensor model's ``v``), the active counts
+        ``x_active``, ``y_active`` (L,), ``logits``, ``position``, ``token`` and ``events``. In spike mode ``x``
+        and ``y`` are the neurons' rates, ``k`` is read from the x spikes, ``spikes`` maps ``(layer, "x" | "y")``
+        to the (micro-step, neuron) of every spike, ``n_spikes`` counts all spikes of the token and ``clipped``
+        the rates clipped by a fixed scale (summed up in one ``RateClipWarning``).
         """
+        logits = self._step(token, record, RECORD if record is not None else frozenset())
+        self.channel.warn_clipped(stacklevel=2)
+        return logits
+
+    def _step(self, token: int, record: dict | None, wanted: frozenset) -> np.ndarray:
+        """:meth:`step`, recording only the ``wanted`` entries of :data:`RECORD` (and the per-token scalars)."""
         token = int(as_tokens([token], self.config.vocab_size, "token")[0])
-        c, b, wired, trace = self.config, self.backend, self._wiring, self.trace
-        N = c.N
+        c, b, wired, trace, channel = self.config, self.backend, self._wiring, self.trace, self.channel
+        H, N = c.n_head, c.N
         cos, sin = self._phases.at(self.position)
         trace.start(token)
-        events = 0
-        self._spike_tally = {"events": 0, "spikes": 0, "clipped": 0}
-        rows = {"x": [], "y": [], "k": [], "w": [], "u": []} if record is not None else None
-        spikes = {} if record is not None and self.spiker is not None else None
+        channel.start(self.position, cos, sin, record_spikes="spikes" in wanted)
+        rows = {name: [] for name in ("x", "y", "k", "w", "u", "x_active", "y_active") if name in wanted}
         for layer in range(c.n_layer):
+            # the presynaptic trace (the input neuron, earlier layers' y) drives the x-neurons
             pre = wired.presynaptic(trace)
-            sent, _ = self._send(wired.pre_population, pre, "drive", layer)
-            x_potential, e = wired.potential(sent)
-            x = b.relu(x_potential)
-            x_sent, x_volley = self._send("x", (*b.active(x), x), "read", layer)
-            ks = [b.rope(x_sent[2][h * N:(h + 1) * N], cos, sin) for h in range(c.n_head)]
-            active = [b.active(k) for k in ks]
-            S = b.zeros((c.n_head, wired.synapses.n_pre), self.dtype)
-            for h in range(c.n_head):  # read all heads before any write
-                e += self.synapses.read(layer, h, *active[h], S[h])
-            if self.spiker is not None:  # the reads travel as spikes to the gated y-neurons
-                for h in range(c.n_head):
-                    posts = b.active(x[h * N:(h + 1) * N])[0] + h * N
-                    sent_read, _ = self._send(wired.read_population, (*b.active(S[h]), S[h]), "gate", layer, posts)
-                    S[h] = sent_read[2]
-            y, e_gate = wired.gate(S, x, trace)
-            if self.spiker is None:
-                for h in range(c.n_head):
-                    e += self.synapses.write(layer, h, pre, *active[h])
-            else:
-                self._spike_tally["events"] += self._coincidence_write(layer, pre, x_volley, cos, sin)
-            self._check_finite(x, "x", layer, token)
+            x, events = wired.potential(channel.send(wired.pre_population, pre, "drive", layer))
+            channel.messages(events)
+            x = active(b, b.relu(x))
+            x_sent = channel.send("x", x, "read", layer)
+            k = [active(b, b.rope(x_sent.dense[h * N:(h + 1) * N], cos, sin)) for h in range(H)]
+            # read the synapse state into A, every head before any write
+            A = b.zeros((H, wired.synapses.n_pre), self.dtype)
+            for h in range(H):
+                channel.messages(self.synapses.read(layer, h, k[h], A[h]))
+            # A -> y through G_y, gated by x
+            y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x.dense, trace)
+            channel.messages(events)
+            # Hebbian write
+            channel.write(self.synapses, layer, pre, k)
+            self._check_finite(x.dense, "x", layer, token)
             self._check_finite(y, "y", layer, token)
-            if rows is not None:
-                for name, value in (("x", x), ("y", y), ("w", trace.w), ("u", trace.u)):
-                    rows[name].append(b.to_numpy(value).copy())
-                rows["k"].append(np.concatenate([b.to_numpy(k) for k in ks]))
-            y_sent, y_volley = self._send("y", (*b.active(y), y), "output", layer)
-            if spikes is not None:
-                spikes[(layer, "x")], spikes[(layer, "y")] = x_volley.spike_times(), y_volley.spike_times()
-            e += trace.add(y_sent[0], y_sent[1])
-            events += e + e_gate
-        sent, _ = self._send(wired.pre_population, wired.presynaptic(trace), "readout", c.n_layer)
-        logits, e = wired.readout(sent)
+            y = active(b, y)
+            self._record_layer(rows, x, y, k)
+            # y joins the trace that drives the next layer
+            channel.messages(trace.add(channel.send("y", y, "output", layer)))
+        logits, events = wired.readout(channel.send(wired.pre_population, wired.presynaptic(trace), "readout",
+                                                    c.n_layer))
+        channel.messages(events)
         self._check_finite(logits, "logits", c.n_layer - 1, token)
-        events += e
-        tally = self._spike_tally
-        if self.spiker is not None:
-            events = tally["events"]  # spike messages and coincidence updates replace the rate messages
-        if rows is not None:
-            rows["u"].append(b.to_numpy(trace.u).copy())
-            record.update({name: np.stack(v) for name, v in rows.items()})
-            record.update(logits=b.to_numpy(logits).copy(), position=self.position, token=token, events=events)
-            if spikes is not None:
-                record.update(spikes=spikes, n_spikes=tally["spikes"], clipped=tally["clipped"])
+        logits = b.to_numpy(logits)
+        if record is not None:
+            if "u" in rows:
+                rows["u"].append(b.to_numpy(trace.u).copy())
+            record.update({name: np.array(v) if name.endswith("_active") else np.stack(v)
+                           for name, v in rows.items()})
+            record.update(logits=logits.copy(), position=self.position, token=token, events=channel.events,
+                          **channel.record())
         self.position += 1
-        self.events += events
-        self.spikes += tally["spikes"]
-        return b.to_numpy(logits)
+        self.events += channel.events
+        self.spikes += channel.spikes
+        return logits
 
-    def _send(self, population: str, rates, round_: str, layer: int, posts=None):
-        """What the receivers of a round get from ``rates`` = (active ids, values, vector): the rates themselves
-        in rate mode; in spike mode the estimates ``sign * s * count / K`` of a Bernoulli volley, whose spike
-        messages are tallied. Returns (ids, values, vector) and the volley (None in rate mode)."""
-        if self.spiker is None:
-            return rates, None
-        b = self.backend
-        where = "readout" if round_ == "readout" else f"layer {layer}"
-        volley = self.spiker.fire(population, b.to_numpy(rates[0]), b.to_numpy(rates[1]),
-                                  f"{where}, position {self.position}")
-        ids, values = volley.estimate()
-        ids, values = b.index_array(ids), b.asarray(values, self.dtype)
-        vector = b.zeros(rates[2].shape[0], self.dtype)
-        vector[ids] = values
-        tally = self._spike_tally
-        tally["spikes"] += volley.n_spikes
-        tally["clipped"] += volley.clipped
-        tally["events"] += self._wiring.deliveries(round_, volley, posts)
-        return (ids, values, vector), volley
-
-    def _coincidence_write(self, layer: int, pre, x_volley, cos, sin) -> int:
-        """Spike-mode Hebbian write: the presynaptic neurons fire a fresh volley beside the x volley; every
-        micro-step in which pre ``i`` and x-neuron ``j`` both fire adds ``s_pre s_x / K`` (rotated by RoPE) to
-        ``sigma[i, j]`` (``rho`` on the hubs). Returns the synapse updates."""
-        b, c, wired = self.backend, self.config, self._wiring
-        N, K = c.N, self.spiker.steps
-        pre_volley = self.spiker.fire(wired.pre_population, b.to_numpy(pre[0]), b.to_numpy(pre[1]),
-                                      f"layer {layer}, position {self.position}")
-        self._spike_tally["spikes"] += pre_volley.n_spikes
-        self._spike_tally["clipped"] += pre_volley.clipped
-        updates = 0
-        for m in range(K):
-            pre_ids, pre_amp = pre_volley.at(m)
-            x_ids, x_amp = x_volley.at(m)
-            if len(pre_ids) == 0 or len(x_ids) == 0:
-                continue
-            pre_ids, pre_amp = b.index_array(pre_ids), b.asarray(pre_amp, self.dtype)
-            pre_vector = b.zeros(pre[2].shape[0], self.dtype)
-            pre_vector[pre_ids] = pre_amp
-            post = b.zeros(c.n_neurons, self.dtype)
-            post[b.index_array(x_ids)] = b.asarray(x_amp / K, self.dtype)
-            for h in range(c.n_head):
-                k_ids, k_val = b.active(b.rope(post[h * N:(h + 1) * N], cos, sin))
-                if len(k_ids):
-                    updates += self.synapses.write(layer, h, (pre_ids, pre_amp, pre_vector), k_ids, k_val)
-        return updates
+    def _record_layer(self, rows: dict, x, y, k) -> None:
+        """Host copies of a layer's entries, only those in ``rows`` (what the monitors asked for)."""
+        b, trace = self.backend, self.trace
+        for name, value in (("x", x.dense), ("y", y.dense), ("w", trace.w), ("u", trace.u)):
+            if name in rows:
+                rows[name].append(b.to_numpy(value).copy())
+        if "k" in rows:
+            rows["k"].append(np.concatenate([b.to_numpy(k_head.dense) for k_head in k]))
+        for name, value in (("x_active", x), ("y_active", y)):
+            if name in rows:
+                rows[name].append(len(value.ids))
 
     def _check_finite(self, v, what: str, layer: int, token: int) -> None:
         if not self.backend.all_finite(v):
@@ -327,54 +301,54 @@ class Network:
         """Step over a text (str, its UTF-8 bytes) or token ids, continuing from the current state.
 
         Each monitor is attached (``monitor.attach(network)``) and then sees every token's record
-        (``monitor.record(record)``). Returns the logits (T, V).
+        (``monitor.record(record)``), which holds what the monitors declared (their ``variables``) and nothing
+        else. Rates clipped in spike mode are summed up in one ``RateClipWarning`` at the end. Returns the
+        logits (T, V).
         """
         tokens = as_tokens(text_or_tokens, self.config.vocab_size)
         for monitor in monitors:
             monitor.attach(self)
+        wanted = frozenset().union(*(monitor.variables for monitor in monitors))
         out = np.empty((len(tokens), self.config.vocab_size), dtype=self.dtype)
-        for t, token in enumerate(tqdm(tokens, desc=f"{self.wiring} network", unit="tok", disable=not progress)):
-            record = {} if monitors else None
-            out[t] = self.step(int(token), record)
-            for monitor in monitors:
-                monitor.record(record)
+        try:
+            for t, token in enumerate(tqdm(tokens, desc=f"{self.wiring} network", unit="tok",
+                                           disable=not progress)):
+                record = {} if monitors else None
+                out[t] = self._step(int(token), record, wanted)
+                for monitor in monitors:
+                    monitor.record(record)
+        finally:
+            self.channel.warn_clipped(stacklevel=2)
         return out
 
     # -- state files ----------------------------------------------------------------------------------------
     def save_state(self, path: str | os.PathLike) -> Path:
-        """Write the synapses, position, event count (and in spike mode the spike count and the state of the
-        random stream) to ``path`` (.npz, atomically) with a fingerprint."""
-        arrays = self.synapses.arrays()
-        if self.spiker is not None:
-            arrays.update(spikes=np.array(self.spikes), random_state=np.array(self.spiker.state()))
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, format=np.array(STATE_FORMAT), description=np.array(json.dumps(self.description)),
-                     position=np.array(self.position), events=np.array(self.events), **arrays)
-        return Path(path)
+        """Write the synapses, position, event and spike counts (and in spike mode the state of the random
+        stream) to ``path`` (a tagged ``.npz``, atomically) with the network's description."""
+        meta = {"description": self.description, "position": self.position, "events": self.events,
+                "spikes": self.spikes, **self.channel.state()}
+        return write_tagged(path, STATE_KIND, STATE_VERSION, self.synapses.arrays(), meta)
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Resume from a state file of this very network (same model weights, config, wiring, pruning,
-        synapses, dtype); anything else is refused before the state changes."""
+        synapses, dtype, mode); anything else is refused before the state changes: another kind of file or
+        version with ``FileFormatError``, another network's state with ``StateMismatchError``."""
         path = Path(path)
-        arrays = read_tagged_npz(path, STATE_FORMAT, "network state file")
-        saved = json.loads(str(arrays["description"]))
-        differ = [key for key in self.description if saved.get(key) != self.description[key]]
+        saved = read_tagged(path, STATE_KIND, STATE_VERSION, "network state file")
+        missing = [key for key in STATE_META if key not in saved.meta]
+        if missing:
+            raise FileFormatError(f"network state file '{path}' lacks {missing} in its header")
+        description = saved.meta["description"]
+        differ = [key for key in self.description if description.get(key) != self.description[key]]
         if differ:
-            details = "; ".join(f"{k}: file {_short(saved.get(k))}, network {_short(self.description[k])}"
+            details = "; ".join(f"{k}: file {_short(description.get(k))}, network {_short(self.description[k])}"
                                 for k in differ)
-            raise ValueError(f"state file '{path}' was saved by another network ({details})")
-        if self.spiker is not None:
-            if not {"spikes", "random_state"} <= set(arrays):
-                raise ValueError(f"state file '{path}': a spike-mode state needs 'spikes' and 'random_state'")
-            try:
-                seed, rng = Spiker.parse_state(str(arrays["random_state"]))
-            except ValueError as err:
-                raise ValueError(f"state file '{path}': 'random_state' is {err}") from err
-        self.synapses.load(arrays, str(path))
-        self.position, self.events = int(arrays["position"]), int(arrays["events"])
-        if self.spiker is not None:
-            self.spikes = int(arrays["spikes"])
-            self.spiker.seed, self.spiker.rng = seed, rng
+            raise StateMismatchError(f"state file '{path}' was saved by another network ({details})")
+        restore_channel = self.channel.restore(saved.meta, str(path))
+        self.synapses.load(saved.arrays, str(path))
+        self.position, self.events = int(saved.meta["position"]), int(saved.meta["events"])
+        self.spikes = int(saved.meta["spikes"])
+        restore_channel()
 
 
 def _short(value) -> str:

@@ -1,4 +1,4 @@
-"""Neuron wiring (SPEC.md 3.1): n model neurons and V input neurons talking along the graphs G_x and G_y.
+"""Neuron wiring (docs/model.md 4.3): n model neurons and V input neurons talking along the graphs G_x and G_y.
 
 Per layer, with ``w`` the presynaptic trace (``neurons.Trace``) and ``sigma`` the synapses of each head::
 
@@ -10,7 +10,7 @@ Per layer, with ``w`` the presynaptic trace (``neurons.Trace``) and ``sigma`` th
     logits = W^T w,   W = E_ext^T lm_head          # readout
 
 The circuits are the exact graphs of ``graphs.neuron_graph(form="exact")``, dense (``prune=None``) or pruned
-(SPEC.md 3.2: an approximation whose fidelity ``validate`` measures). ``sigma`` holds every
+(docs/model.md 4.6: an approximation whose fidelity ``validate`` measures). ``sigma`` holds every
 (presynaptic, x-neuron) pair, or only those of a synapse graph.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..graphs import graph_factors, neuron_graph
+from .neurons import Active, active
 from .synapses import DenseSynapses, GraphSynapses
 
 
@@ -58,16 +59,15 @@ class NeuronWiring:
 
     pre_population, read_population = "w", "A"
 
-    def presynaptic(self, trace):
-        """The presynaptic side of this layer: the trace's active neurons, their values, the whole trace."""
-        return (*self.backend.active(trace.w), trace.w)
+    def presynaptic(self, trace) -> Active:
+        """The presynaptic side of this layer: the trace's active neurons."""
+        return active(self.backend, trace.w)
 
-    def potential(self, pre):
-        """x-neuron potentials ``G_x^e.w - G_x^i.w`` from what the presynaptic neurons send, ``pre`` = (ids,
-        values, vector)."""
+    def potential(self, pre: Active):
+        """x-neuron potentials ``G_x^e.w - G_x^i.w`` from what the presynaptic neurons send; and the events."""
         b = self.backend
-        x = b.zeros(self.n, pre[2].dtype)
-        events = b.push(*self.x_exc[:3], pre[0], pre[1], x) + b.push(*self.x_inh[:3], pre[0], -pre[1], x)
+        x = b.zeros(self.n, pre.dense.dtype)
+        events = b.push(*self.x_exc[:3], pre.ids, pre.values, x) + b.push(*self.x_inh[:3], pre.ids, -pre.values, x)
         return x, events
 
     def gate(self, S, x, trace):
@@ -88,9 +88,9 @@ class NeuronWiring:
             y[posts] = b.relu((exc - inh) / g) * x_val
         return y, events
 
-    def readout(self, pre):
-        logits = self.backend.zeros(self.W.shape[1], pre[2].dtype)
-        return logits, self.backend.rows_combine(self.W, pre[0], pre[1], logits)
+    def readout(self, pre: Active):
+        logits = self.backend.zeros(self.W.shape[1], pre.dense.dtype)
+        return logits, self.backend.rows_combine(self.W, pre.ids, pre.values, logits)
 
     def deliveries(self, round_: str, volley, posts=None) -> int:
         """Spike messages of a volley (spike mode): every spike times the edges it travels along.

@@ -1,6 +1,7 @@
-"""Neuron-wise parts shared by both wirings: the presynaptic trace, global gain control, RoPE phases, tokens.
+"""Neuron-wise parts shared by both wirings: active populations, the presynaptic trace, global gain control, RoPE
+phases, tokens.
 
-The presynaptic trace (SPEC.md 3.1) is a non-negative vector ``w`` on the n model neurons and the V input
+The presynaptic trace (docs/model.md 4.2) is a non-negative vector ``w`` on the n model neurons and the V input
 neurons whose projection ``u = E_ext w`` on the d hubs is the residual stream of the tensor model. Per token::
 
     w = onehot_{n+tok} / gain(E_ext onehot)                  # the input neuron of the token fires
@@ -9,16 +10,53 @@ neurons whose projection ``u = E_ext w`` on the d hubs is the residual stream of
 
 ``gain(u) = sqrt(var(u) + 1e-5)`` is the standard deviation LayerNorm divides by. E_ext is mean-centred, so
 every hub vector ``u`` is centred and ``gain(u)^2 = w^T M w / d + 1e-5`` with ``M = E_ext^T E_ext``, the gain
-control circuit of SPEC.md 3.1, computed here through the d-dimensional projection. In the Normfree variant
-every gain is 1.
+control circuit of docs/model.md 4.2, computed here through the d-dimensional projection. In the Normfree variant
+every gain is 1. :func:`trace_add` is the recursion, for one token here and for recorded tensor activity in
+``interpretability.synapse_state.presynaptic_trace``.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ..model.tensor import check_tokens, rope_cos_sin
+from ..model.tensor import LN_EPS, check_tokens, rope_cos_sin
 from ..text import encode
+
+
+class Active(NamedTuple):
+    """The active (non-zero) neurons of a population: their ``ids``, their ``values``, and the whole vector
+    ``dense``, all in backend arrays. Over the K micro-steps of a spike volley ``values`` is (K, len(ids)) and
+    ``dense`` (K, neurons)."""
+
+    ids: object
+    values: object
+    dense: object
+
+
+def active(backend, v) -> Active:
+    """The neurons of the vector ``v`` that fire."""
+    return Active(*backend.active(v), v)
+
+
+def trace_add(w, u, idx, y, z, gain) -> None:
+    """One layer of the presynaptic trace recursion (docs/model.md 4.2), in place: the layer's output joins the trace,
+    which is then renormalised::
+
+        w = w + [y, 0_V] / gain(z);   w = w / gain(E_ext w)
+
+    ``w`` (..., n+V) is the trace and ``u = E_ext w`` (..., d) its hub projection, ``y`` the layer's output at
+    the neurons ``idx`` (ids, or a slice) and ``z = E_ext [y, 0_V]`` its hub projection; ``gain`` maps hub vectors
+    to the divisors (1 in the Normfree variant). Any array type that broadcasts (numpy, torch; one token or a
+    batch) will do.
+    """
+    gz = gain(z)
+    w[..., idx] += y / gz
+    u += z / gz
+    gw = gain(u)
+    w /= gw
+    u /= gw
 
 
 class Trace:
@@ -34,7 +72,7 @@ class Trace:
         self.u = backend.zeros(d, dtype)
 
     def gain(self, u):
-        return self.backend.gain(u) if self.layer_norm else 1.0
+        return self.backend.gain(u, LN_EPS) if self.layer_norm else 1.0
 
     def start(self, token: int) -> None:
         """The input neuron of ``token`` fires alone: ``w = onehot / gain``, ``u = E_ext w``."""
@@ -45,16 +83,11 @@ class Trace:
         self.w[:] = 0
         self.w[neuron] = 1.0 / g
 
-    def add(self, y_idx, y_val) -> int:
-        """Add a layer's output ``y`` (active ids, values) with its gain, then renormalise. Returns events."""
+    def add(self, y: Active) -> int:
+        """Add a layer's output ``y`` with its gain, then renormalise (:func:`trace_add`). Returns events."""
         z = self.backend.zeros(self.u.shape[0], self.u.dtype)
-        events = self.backend.rows_combine(self.E_ext, y_idx, y_val, z)  # y -> hubs along E_ext
-        gz = self.gain(z)
-        self.w[y_idx] += y_val / gz
-        self.u += z / gz
-        gw = self.gain(self.u)
-        self.w /= gw
-        self.u /= gw
+        events = self.backend.rows_combine(self.E_ext, y.ids, y.values, z)  # y -> hubs along E_ext
+        trace_add(self.w, self.u, y.ids, y.values, z, self.gain)
         return events
 
 

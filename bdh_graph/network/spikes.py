@@ -1,7 +1,7 @@
 """Spiking mode: every non-negative message of the rate model sent as Bernoulli spikes over K micro-steps.
 
 The paper reads BDH's activations as firing rates and its Hebbian rule as a stochastic AND gate on spikes. In
-spike mode (``build_network(..., mode="spike", spike_steps=K, seed=...)``) each round of a layer (SPEC.md 3.1)
+spike mode (``build_network(..., mode="spike", spike_steps=K, seed=...)``) each round of a layer (docs/model.md 4.3)
 is a volley of K micro-steps. A sending neuron ``i`` with rate ``r_i`` of population ``P`` fires at each
 micro-step with probability ``p_i = |r_i| / s_P``, independently; ``s_P`` is the population's *rate scale*.
 Its receivers integrate the count ``c_i`` and read it back as the estimate::
@@ -14,16 +14,19 @@ the excitatory or the inhibitory circuit according to the sign of the edge times
 
 Rate scales: ``"max"`` (the default) sets ``s_P`` each round to the population's largest ``|r_i|`` in that
 round, so the most active neuron fires at every micro-step and nothing clips; a positive number fixes
-``s_P``, and a rate above it is clipped to one spike per micro-step with a :class:`RateClipWarning` (the
-estimate is then biased low). Populations: the presynaptic side (``w``, the trace, in the neuron wiring;
-``u``, the hubs, in the hub wiring), the x-neurons ``x``, the synapse reads (``A`` per head in the neuron
-wiring, ``a`` per head on the hubs in the hub wiring) and the y-neurons ``y``.
+``s_P``, and a rate above it is clipped to one spike per micro-step (the estimate is then biased low); a run
+issues one :class:`RateClipWarning` that sums up what was clipped. Populations: the presynaptic side (``w``,
+the trace, in the neuron wiring; ``u``, the hubs, in the hub wiring), the x-neurons ``x``, the synapse reads
+(``A`` per head in the neuron wiring, ``a`` per head on the hubs in the hub wiring) and the y-neurons ``y``.
 
 The Hebbian write counts coincidences: in the read round the x-neurons fire their volley and the presynaptic
 neurons fire a fresh one at their trace rates; a synapse ``(i, j)`` grows by ``s_pre s_x / K`` for every
 micro-step in which ``i`` and ``j`` both fire (rotated by RoPE like ``k = R_t x``)::
 
     sigma[i, j] += (s_pre * s_x / K) * sum_m  pre_i(m) * (R_t post(m))_j        E[. | w, x] = w_i (R_t x)_j
+
+which is one matrix product per head, ``P^T R_t(X)`` with the volleys' amplitudes ``P`` (K, presynaptic) and ``X``
+(K, x-neurons) (``channels.SpikeChannel``).
 
 What is exact and what is not. Given the rates of a round, every estimate above is unbiased: the potentials
 ``G r_hat`` (linear in the counts), the synapse reads, the hub projections, the readout and each Hebbian
@@ -38,7 +41,6 @@ backend: the same seed gives the same spikes on numba, numpy and torch (CPU or C
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import warnings
@@ -50,7 +52,8 @@ POPULATIONS = {"neuron": ("w", "x", "A", "y"), "hub": ("u", "x", "a", "y")}
 
 
 class RateClipWarning(RuntimeWarning):
-    """A rate exceeded its population's fixed rate scale and was clipped to one spike per micro-step."""
+    """Rates exceeded their population's fixed rate scale and were clipped to one spike per micro-step (one
+    warning per run sums them up)."""
 
 
 def check_spike_options(mode: str, spike_steps, seed, rate_scale, wiring: str) -> dict | None:
@@ -124,10 +127,9 @@ class Volley:
         fired = counts > 0
         return self.ids[fired], self.sign[fired] * (self.scale * counts[fired] / self.steps)
 
-    def at(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """Neurons firing at micro-step ``m`` and their signed spike amplitude ``sign * s``."""
-        fired = self.raster[m]
-        return self.ids[fired], self.sign[fired] * self.scale
+    def amplitudes(self) -> np.ndarray:
+        """(K, neurons): the signed spike amplitude ``sign * s`` where a neuron fires at a micro-step, else 0."""
+        return np.where(self.raster, self.sign * self.scale, 0.0)
 
     def spike_times(self) -> tuple[np.ndarray, np.ndarray]:
         """Every spike as (micro-step, neuron id), micro-step-major."""
@@ -141,6 +143,7 @@ class Spiker:
     def __init__(self, spike_steps: int, seed: int, rate_scale: dict):
         self.steps, self.seed, self.rate_scale = spike_steps, seed, rate_scale
         self.rng = np.random.default_rng(seed)
+        self.clips: dict[str, dict] = {}  # population -> what was clipped since the last warning
 
     def reseed(self, seed: int) -> None:
         self.seed = check_seed(seed)
@@ -149,7 +152,7 @@ class Spiker:
     def fire(self, population: str, ids: np.ndarray, rates: np.ndarray, where: str) -> Volley:
         """Bernoulli spikes of neurons ``ids`` with (signed) ``rates`` over K micro-steps: P(spike) = |r| / s.
 
-        ``where`` (layer and position) goes into the clipping warning.
+        Clipped rates are noted for :meth:`warn_clipped`, with ``where`` (layer and position) of the first.
         """
         ids, rates = np.asarray(ids, np.int64), np.asarray(rates, np.float64)
         magnitude = np.abs(rates)
@@ -162,25 +165,35 @@ class Spiker:
             p = magnitude / scale
             clipped = int(np.count_nonzero(p > 1))
             if clipped:
-                warnings.warn(f"{clipped} rate(s) of population {population!r} exceed its rate scale {scale:g} "
-                              f"({where}; largest {magnitude.max():.4g}): clipped to one spike per micro-step, "
-                              "so their estimates are biased low; raise rate_scale or use 'max'",
-                              RateClipWarning, stacklevel=3)
+                note = self.clips.setdefault(population, {"count": 0, "largest": 0.0, "scale": scale, "first": where})
+                note["count"] += clipped
+                note["largest"] = max(note["largest"], float(magnitude.max()))
                 p = np.minimum(p, 1.0)
         raster = self.rng.random((self.steps, len(ids))) < p
         return Volley(ids, np.sign(rates), raster, scale, clipped)
 
-    def state(self) -> str:
-        """The generator's state as JSON (for state files): resuming continues the same random stream."""
-        return json.dumps({"seed": self.seed, "bit_generator": self.rng.bit_generator.state})
+    def warn_clipped(self, stacklevel: int = 2) -> None:
+        """One :class:`RateClipWarning` summing up the rates clipped since the last call (none if none were)."""
+        if not self.clips:
+            return
+        total = sum(note["count"] for note in self.clips.values())
+        parts = [f"population {population!r}: {note['count']} (largest rate {note['largest']:.4g}, rate scale "
+                 f"{note['scale']:g}; first at {note['first']})" for population, note in self.clips.items()]
+        self.clips = {}
+        warnings.warn(f"{total} rate(s) exceeded their population's rate scale and were clipped to one spike per "
+                      f"micro-step, so their estimates are biased low ({'; '.join(parts)}); raise rate_scale or "
+                      "use 'max'", RateClipWarning, stacklevel=stacklevel + 1)
+
+    def state(self) -> dict:
+        """The seed and the generator's state (JSON-ready, for state files): resuming continues the same stream."""
+        return {"seed": self.seed, "bit_generator": self.rng.bit_generator.state}
 
     @staticmethod
-    def parse_state(text: str) -> tuple[int, np.random.Generator]:
-        """The seed and generator of a :meth:`state` text; ``ValueError`` if it is not one."""
+    def parse_state(saved) -> tuple[int, np.random.Generator]:
+        """The seed and generator of a :meth:`state`; ``ValueError`` if it is not one."""
         try:
-            saved = json.loads(text)
             rng = np.random.default_rng()
             rng.bit_generator.state = saved["bit_generator"]
             return int(saved["seed"]), rng
         except (ValueError, TypeError, KeyError) as err:
-            raise ValueError(f"not a random-stream state ({err})") from err
+            raise ValueError(f"not a random-stream state ({err!r})") from err

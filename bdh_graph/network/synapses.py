@@ -7,16 +7,20 @@ wiring)::
     read : A = S @ k          # before the write: active x-neurons send along their synapses
     write: S += outer(p, k)   # local Hebbian rule: only active pre x active post synapses change
 
-Both are driven by the active x-neurons (``k_idx``, ``k_val``); the presynaptic side is ``pre`` =
-(active ids, their values, the whole vector).
+Both are driven by the active x-neurons ``k``; the presynaptic side is ``pre``, both ``neurons.Active``. In
+spike mode the write is the sum over the K micro-steps of a round, ``S += sum_m outer(p(m), k(m))``, one matrix
+product per head (``write_steps``).
 
-``S`` is ``sigma`` (n+V, N) in the neuron wiring and ``rho`` (d, N) in the hub wiring (SPEC.md 3.1, 3.3).
-:class:`DenseSynapses` holds every pair; :class:`GraphSynapses` only the pairs of a synapse graph (SPEC 3.2).
+``S`` is ``sigma`` (n+V, N) in the neuron wiring and ``rho`` (d, N) in the hub wiring (docs/model.md 4.3, 4.5).
+:class:`DenseSynapses` holds every pair; :class:`GraphSynapses` only the pairs of a synapse graph (docs/model.md 4.6).
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..errors import StateMismatchError
+from .neurons import Active
 
 
 class DenseSynapses:
@@ -33,12 +37,17 @@ class DenseSynapses:
     def reset(self) -> None:
         self.values[...] = 0
 
-    def read(self, layer, head, k_idx, k_val, out) -> int:
+    def read(self, layer, head, k: Active, out) -> int:
         """``out += S @ k``."""
-        return self.backend.rows_combine(self.values[layer, head], k_idx, k_val, out)
+        return self.backend.rows_combine(self.values[layer, head], k.ids, k.values, out)
 
-    def write(self, layer, head, pre, k_idx, k_val) -> int:
-        return self.backend.outer_add(self.values[layer, head], k_idx, k_val, pre[0], pre[1])
+    def write(self, layer, head, pre: Active, k: Active) -> int:
+        """``S += outer(pre, k)``."""
+        return self.backend.outer_add(self.values[layer, head], k.ids, k.values, pre.ids, pre.values)
+
+    def write_steps(self, layer, head, pre: Active, k: Active) -> int:
+        """``S += sum_m outer(pre(m), k(m))`` over the K steps of ``pre`` and ``k`` (values (K, ids))."""
+        return self.backend.product_add(self.values[layer, head], k.ids, k.values, pre.ids, pre.values)
 
     def matrix(self, layer: int, head: int) -> np.ndarray:
         """``S`` of one layer and head, (n_pre, N), as a numpy array."""
@@ -83,14 +92,22 @@ class GraphSynapses:
         for v in self.values:
             v[...] = 0
 
-    def read(self, layer, head, k_idx, k_val, out) -> int:
+    def read(self, layer, head, k: Active, out) -> int:
         """``out += S @ k``."""
         g = self.graphs[head]
-        return self.backend.push(g.indptr, g.indices, self.values[head][layer], k_idx, k_val, out)
+        return self.backend.push(g.indptr, g.indices, self.values[head][layer], k.ids, k.values, out)
 
-    def write(self, layer, head, pre, k_idx, k_val) -> int:
+    def write(self, layer, head, pre: Active, k: Active) -> int:
+        """``S += outer(pre, k)`` on the synapses of the graph."""
         g = self.graphs[head]
-        return self.backend.graph_outer_add(g.indptr, g.indices, self.values[head][layer], k_idx, k_val, pre[2])
+        return self.backend.graph_outer_add(g.indptr, g.indices, self.values[head][layer], k.ids, k.values,
+                                            pre.dense)
+
+    def write_steps(self, layer, head, pre: Active, k: Active) -> int:
+        """``S += sum_m outer(pre(m), k(m))`` on the synapses of the graph, over the K steps of ``pre`` and ``k``."""
+        g = self.graphs[head]
+        return self.backend.graph_product_add(g.indptr, g.indices, self.values[head][layer], k.ids, k.values,
+                                              pre.dense)
 
     def matrix(self, layer: int, head: int) -> sp.csr_array:
         """``S`` of one layer and head, (n_pre, N), as a scipy CSR array."""
@@ -105,13 +122,15 @@ class GraphSynapses:
         return {f"synapses_head{h}": self.backend.to_numpy(v) for h, v in enumerate(self.values)}
 
     def load(self, arrays: dict[str, np.ndarray], where: str) -> None:
-        for h, v in enumerate(self.values):
+        for h, v in enumerate(self.values):  # every array checked before any changes
             _check_array(arrays, f"synapses_head{h}", tuple(v.shape), where)
+        for h, v in enumerate(self.values):
             v[...] = self.backend.asarray(arrays[f"synapses_head{h}"], v.dtype)
 
 
 def _check_array(arrays: dict, key: str, shape: tuple, where: str) -> None:
     if key not in arrays:
-        raise ValueError(f"state file '{where}': missing array '{key}'")
+        raise StateMismatchError(f"state file '{where}': missing array '{key}'")
     if tuple(arrays[key].shape) != shape:
-        raise ValueError(f"state file '{where}': '{key}' has shape {tuple(arrays[key].shape)}, expected {shape}")
+        raise StateMismatchError(f"state file '{where}': '{key}' has shape {tuple(arrays[key].shape)}, "
+                                 f"expected {shape}")

@@ -1,4 +1,4 @@
-"""Validation: the graph network against the tensor model, token by token and layer by layer (SPEC.md 3).
+"""Validation: the graph network against the tensor model, token by token and layer by layer (docs/model.md 4).
 
 ``validate`` steps a network and the tensor model's recurrent form side by side over a text and records, per
 token and layer, the maximum absolute and relative errors of ``x``, ``y``, the residual stream ``v`` (the hub
@@ -7,7 +7,7 @@ against the tensor ``rho``) and, per token, of the logits; plus the fidelity of 
 divergence ``KL(p_tensor || p_graph)`` of the next-token distributions and top-1 agreement.
 
 Relative error of an array = ``max |graph - tensor| / max |tensor|`` (0 where both are 0). Dense neuron
-wiring and hub wiring are exact (float64: ~1e-15); pruned graphs (SPEC.md 3.2) are approximations and these
+wiring and hub wiring are exact (float64: ~1e-15); pruned graphs (docs/model.md 4.6) are approximations and these
 numbers are their measured fidelity.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from . import build_network
+from .monitors import Monitor
+from .network import build_network
 from .neurons import as_tokens
 
 LAYER_QUANTITIES = ("x", "y", "v", "state")
@@ -97,9 +97,9 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
     The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout). ``tokens`` is a
     string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
     ``device`` go to ``build_network``, and so do ``spiking`` options (``mode="spike"``, ``spike_steps``, ``seed``,
-    ``rate_scale``): the errors of a spiking network against the rate model it estimates. The synaptic state, costly to compare for a large dense sigma, is
-    compared after every ``state_every``-th token and after the last (0: never).
-    ``monitors`` watch the network as in ``Network.run``.
+    ``rate_scale``): the errors of a spiking network against the rate model it estimates. The synaptic state,
+    costly to compare for a large dense sigma, is compared after every ``state_every``-th token and after the
+    last (0: never). ``monitors`` watch the network as in ``Network.run`` (the tensor model watches beside them).
 
     >>> result = validate(model, "Hello, world", wiring="hub")     # doctest: +SKIP
     >>> result.summary()["max_rel"] < 1e-9
@@ -111,7 +111,6 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
                         device=device, **spiking)
     torch_dtype = torch.float64 if net.dtype == np.float64 else torch.float32
     reference = copy.deepcopy(model).to(device="cpu", dtype=torch_dtype).eval()
-    state = reference.init_state(1)
     T, L = len(tokens), model.config.n_layer
     nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
     pattern = net.synapse_graph
@@ -122,28 +121,39 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
                               {q: nan(T, L + (q == "v")) for q in LAYER_QUANTITIES},
                               nan(T), nan(T), nan(T), np.zeros(T, bool), np.zeros(T, np.int64),
                               net.mode, net.spike_options)
-    for monitor in monitors:
-        monitor.attach(net)
-    for t in tqdm(range(T), desc=f"validate {net.wiring}", unit="tok", disable=not progress):
-        ref_record, net_record = {}, {}
-        ref_logits, state = reference.step(torch.tensor([tokens[t]]), state, record=ref_record)
-        logits = net.step(int(tokens[t]), net_record)
-        for monitor in monitors:
-            monitor.record(net_record)
+    comparison = _Comparison(net, reference, result, state_every, T)
+    net.run(tokens, monitors=[*monitors, comparison], progress=progress)
+    return result
+
+
+class _Comparison(Monitor):
+    """Steps the tensor model's recurrent form beside the network and writes the errors of every token."""
+
+    variables = frozenset({"x", "y", "u"})  # and logits and events, always recorded
+
+    def __init__(self, net, reference, result: ValidationResult, state_every: int, T: int):
+        super().__init__()
+        self.net, self.reference, self.result, self.state_every, self.T = net, reference, result, state_every, T
+        self.state = reference.init_state(1)
+
+    def record(self, record: dict) -> None:
+        super().record(record)
+        t, L, result = len(self.tokens) - 1, self.config.n_layer, self.result
+        ref_record = {}
+        ref_logits, self.state = self.reference.step(torch.tensor([record["token"]]), self.state, record=ref_record)
         ref = {"x": ref_record["x"][:, 0].reshape(L, -1).numpy(), "y": ref_record["y"][:, 0].reshape(L, -1).numpy(),
                "v": ref_record["v"][:, 0].numpy()}
-        graph = {"x": net_record["x"], "y": net_record["y"], "v": net_record["u"]}
+        graph = {"x": record["x"], "y": record["y"], "v": record["u"]}
         for q in ("x", "y", "v"):
             for layer in range(ref[q].shape[0]):
                 result.abs_errors[q][t, layer], result.rel_errors[q][t, layer] = _errors(graph[q][layer], ref[q][layer])
-        if state_every and ((t + 1) % state_every == 0 or t == T - 1):
+        if self.state_every and ((t + 1) % self.state_every == 0 or t == self.T - 1):
             for layer in range(L):
                 result.abs_errors["state"][t, layer], result.rel_errors["state"][t, layer] = _errors(
-                    net.rho(layer), state.rho[layer, 0].numpy())
-        ref_logits = ref_logits[0].numpy()
+                    self.net.rho(layer), self.state.rho[layer, 0].numpy())
+        logits, ref_logits = record["logits"], ref_logits[0].numpy()
         result.logits_abs[t], result.logits_rel[t] = _errors(logits, ref_logits)
         log_p, log_q = _log_softmax(ref_logits), _log_softmax(logits)
         result.kl[t] = float(np.sum(np.exp(log_p) * (log_p - log_q)))
         result.top1[t] = int(np.argmax(logits)) == int(np.argmax(ref_logits))
-        result.events[t] = net_record["events"]
-    return result
+        result.events[t] = record["events"]

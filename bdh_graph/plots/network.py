@@ -1,4 +1,5 @@
-"""Figures of a network run: activity raster, sparsity per layer, synapse traces (from ``bdh_graph.monitors``)."""
+"""Figures of a network run: activity raster, sparsity per layer, synapse traces; ``plot_run`` draws all three
+from a run's recording (``bdh_graph.network.recordings``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,18 +7,34 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..network.address import Synapse
 from . import save_figure  # selects the Agg backend
 
 
+def plot_run(recording, folder, title: str = "") -> dict[str, Path]:
+    """The figures of a run (a ``RunRecording``) in ``folder``: ``raster.png`` (y-neurons), ``sparsity.png`` and,
+    when synapses were traced, ``synapses.png``. Returns the files by name."""
+    folder = Path(folder)
+    files = {"raster": plot_raster(recording, folder / "raster.png", title=title),
+             "sparsity": plot_layer_sparsity(recording.sparsity_x, recording.sparsity_y, folder / "sparsity.png",
+                                             title=f"{title}: sparsity" if title else "")}
+    if recording.synapses:
+        files["synapses"] = plot_synapse_traces(recording.synapses, recording.synapse_values, recording.config,
+                                                folder / "synapses.png",
+                                                title=f"{title}: synapse traces" if title else "")
+    return files
+
+
 def plot_raster(activity, path, which: str = "y", max_rows: int = 512, title: str = "") -> Path:
-    """Which neurons fired at which token, one panel per layer (``title`` prefixes the description). With more
-    than ``max_rows`` neurons, each row is a block of neighbouring neurons, shaded by the fraction that fired."""
+    """Which neurons fired at which token, one panel per layer (``title`` prefixes the description), from an
+    ``ActivityMonitor`` or a ``RunRecording``. With more than ``max_rows`` neurons, each row is a block of
+    neighbouring neurons, shaded by the fraction that fired."""
     layers, n = activity.layers, activity.config.n_neurons
     rows = min(n, max_rows)
     fig, axes = plt.subplots(len(layers), 1, figsize=(10, 2.2 * len(layers)), sharex=True, squeeze=False)
     for ax, layer in zip(axes[:, 0], layers):
         steps, neurons, _ = activity.raster(layer, which)
-        T = len(activity.positions)
+        T = len(activity.tokens)
         fired, _, _ = np.histogram2d(neurons, steps, bins=(rows, T), range=((0, n), (0, T)))
         ax.imshow(fired * rows / n, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
                   extent=(-0.5, T - 0.5, 0, n), interpolation="nearest")
@@ -29,9 +46,9 @@ def plot_raster(activity, path, which: str = "y", max_rows: int = 512, title: st
     return save_figure(fig, path)
 
 
-def plot_layer_sparsity(sparsity, path, title: str = "") -> Path:
-    """Fraction of x- and y-neurons active: per layer (mean over tokens) and per token."""
-    x, y = sparsity.x, sparsity.y
+def plot_layer_sparsity(x, y, path, title: str = "") -> Path:
+    """Fraction of x- and y-neurons active, ``x`` and ``y`` (T, L): per layer (mean over tokens) and per token."""
+    x, y = np.asarray(x), np.asarray(y)
     layers = np.arange(x.shape[1])
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.bar(layers - 0.2, x.mean(0), width=0.4, label="x")
@@ -49,12 +66,13 @@ def plot_layer_sparsity(sparsity, path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def plot_synapse_traces(monitors, path, title: str = "") -> Path:
-    """``sigma[layer, head][i, j]`` after each token, for every pair of the given SynapseMonitors."""
+def plot_synapse_traces(synapses: list[Synapse], values, config, path, title: str = "") -> Path:
+    """The state of each synapse after each token, ``values`` (T, P) for the P ``synapses`` (addresses, named in
+    the legend with input neurons as bytes)."""
+    values = np.asarray(values).reshape(-1, len(synapses))
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    for monitor in monitors:
-        for p, (i, j) in enumerate(monitor.pairs):
-            ax.plot(monitor.values[:, p], lw=1.0, label=f"layer {monitor.layer}, head {monitor.head}: {i} -> {j}")
+    for p, synapse in enumerate(synapses):
+        ax.plot(values[:, p], lw=1.0, label=synapse.describe(config))
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("token")
     ax.set_ylabel("sigma (synapse state)")

@@ -9,6 +9,15 @@ import numpy as np
 from . import save_figure  # selects the Agg backend
 
 
+def plot_spike_run(monitor, folder, title: str = "") -> dict[str, Path]:
+    """The figures of a spiking run in ``folder``: ``spike_raster.png`` (y-neurons) and ``population_rate.png``.
+    Returns the files by name."""
+    folder = Path(folder)
+    return {"spike_raster": plot_spike_raster(monitor, folder / "spike_raster.png", title=title),
+            "population_rate": plot_population_rate(monitor, folder / "population_rate.png",
+                                                    title=f"{title}: population rates" if title else "")}
+
+
 def _window(monitor, tokens: int | None) -> int:
     T = len(monitor.tokens)
     return T if tokens is None else max(1, min(T, int(tokens)))

@@ -1,5 +1,6 @@
 """Figures of graph structure: entries of G, degree distributions with power-law fits, modularity against edge
-count next to the null models, and the strongest hubs of a head coloured by community."""
+count next to the null models, and the strongest hubs of a head coloured by community; ``degree_figure`` draws
+the degrees of a model's head straight from its weights (the demo's figure)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,10 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
+from ..graphs import extract
 from ..structure.degrees import ccdf, in_degree, out_degree
 from ..structure.powerlaw_fit import PowerLawFit, power_law_ccdf
+from ..structure.report import degree_fits
 from . import save_figure
 
 NULL_LABELS = {"gnm": "G(n, m)", "rewired": "degree-preserving rewiring", "low_rank": "random product P1 P2^T"}
@@ -69,6 +72,22 @@ def plot_degrees(degrees: dict[str, np.ndarray], fits: dict[str, PowerLawFit | s
         ax.legend(fontsize=7)
     fig.suptitle(title or "degrees", fontsize=10)
     return save_figure(fig, path)
+
+
+def degree_figure(model, path, which: str = "x", head: int = 0) -> dict:
+    """Draw the in- and out-degrees of head ``head`` of ``G_which`` (analysis form, excitatory circuit, the
+    paper's edge density) with their power-law fits (no bootstrap) to ``path``.
+
+    Returns ``{"figure": path, "edges": m, "alpha": {"in": ..., "out": ...}}`` (a degree without a fit is left
+    out of ``alpha``).
+    """
+    _, prune, circuits = extract(model, which, "analysis", head, circuit="excitatory")
+    A = circuits.excitatory
+    degrees, fits = degree_fits(A, n_bootstrap=0)
+    figure = plot_degrees(degrees, fits, path, f"degrees of G_{which} head {head}, the {prune.m} strongest "
+                                               "excitatory edges")
+    alpha = {k: f.alpha for k, f in fits.items() if isinstance(f, PowerLawFit)}
+    return {"figure": figure, "edges": int(A.nnz), "alpha": alpha}
 
 
 def plot_modularity_sweep(points, path, title: str = "") -> Path:

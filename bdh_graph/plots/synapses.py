@@ -7,6 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..interpretability.monosemantic import ConceptSynapses, trace_passage
+from ..interpretability.synapse_state import synapse_trace
+from ..text import encode
 from . import save_figure  # selects the Agg backend
 
 MAX_TRACE_TOKENS = 1024  # beyond this the characters under the axis cannot be read
@@ -70,6 +73,33 @@ def plot_concept_test(concept_values, contrast_values, path, title: str = "", st
     if stats_line:
         ax.text(0.02, 0.98, stats_line, transform=ax.transAxes, ha="left", va="top", fontsize=7)
     return save_figure(fig, path)
+
+
+def plot_concept_synapse(model, found: ConceptSynapses, path, label: str) -> Path:
+    """The best synapse of ``found`` (``found.best``) token by token over held-out sentences, contrast and concept
+    sentences alternating, the concept sentences shaded; ``label`` names the concept in the title."""
+    best = _best(found)
+    text, spans = trace_passage(found.split)
+    values = synapse_trace(model, text, best.synapse)
+    title = (f"{label}: {best.synapse.describe(model.config)}\nheld-out U = {best.test.U:.0f} of "
+             f"{best.test.n_concept * best.test.n_contrast}, p = {best.test.p:.2g}, rank-biserial "
+             f"{best.test.rank_biserial:.2f}{' (significant)' if best.significant else ' (not significant)'}; "
+             "shaded: concept sentences")
+    return plot_synapse_trace(values, encode(text), path, title, spans)
+
+
+def plot_concept_synapse_test(found: ConceptSynapses, config, path) -> Path:
+    """The best synapse's values after each held-out concept and contrast sentence (``plot_concept_test``)."""
+    best = _best(found)
+    return plot_concept_test(best.test_concept_values, best.test_contrast_values, path,
+                             best.synapse.describe(config),
+                             f"U = {best.test.U:.0f}, p = {best.test.p:.2g}, r = {best.test.rank_biserial:.2f}")
+
+
+def _best(found: ConceptSynapses):
+    if found.best is None:
+        raise ValueError("no concept synapse was reported (found.synapses is empty): there is nothing to draw")
+    return found.best
 
 
 def plot_sparsity(stats, path, title: str = "") -> Path:

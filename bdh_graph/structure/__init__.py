@@ -1,4 +1,4 @@
-"""Structure statistics of neuron graphs (SPEC.md 4): degrees, power-law fits, modularity, null models, sweeps.
+"""Structure statistics of neuron graphs (the paper's section 5.5): degrees, power-law fits, modularity, null models, sweeps.
 
 Plain functions on ``scipy.sparse`` graphs with ``A[i, j]`` = weight of the edge ``i -> j``; they never import
 the network, training or plotting code.

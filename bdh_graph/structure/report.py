@@ -1,6 +1,6 @@
 """One graph's structure in numbers: degrees and their power-law fits, modularity next to the null models.
 
-``analyze_structure`` gathers what SPEC.md section 4 asks for; ``StructureAnalysis.to_dict`` and ``.markdown``
+``analyze_structure`` gathers the analysis of the paper's section 5.5 with the statistics network scientists expect; ``StructureAnalysis.to_dict`` and ``.markdown``
 are the report's JSON and markdown. Figures are drawn elsewhere (``bdh_graph.plots``) from the same object.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Modularity against the pruning threshold beta, next to null models with the same edge count (SPEC.md 4).
+"""Modularity against the pruning threshold beta, next to null models with the same edge count (the paper's section 5.5).
 
 For each beta the graph keeps its edges of weight ``>= beta``; Louvain (best of ``seeds``) measures its
 modularity, and that of each null model built with the same number of nodes and edges (``nulls.py``):

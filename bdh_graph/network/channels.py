@@ -1,0 +1,160 @@
+"""How activity travels between populations: as rates (the exact graph form) or as spikes.
+
+``Network.step`` runs the paper's rounds per layer and hands three things to the channel chosen at build time
+(``build_network(mode=...)``):
+
+- ``send``: what the receivers of a round get from a population's rates: the rates themselves
+  (:class:`RateChannel`), or the estimates ``sign * s * count / K`` of a Bernoulli volley (:class:`SpikeChannel`,
+  see ``spikes``);
+- ``write``: the Hebbian write of a layer, ``S += outer(p, k)`` per head, or in spike mode the coincidences of a
+  fresh presynaptic volley and the x volley over the K micro-steps, one matrix product per head;
+- counting the synaptic events of a token (``events``): the messages and updates the kernels count
+  (``messages``), or in spike mode every spike along every edge and every coincidence update.
+"""
+from __future__ import annotations
+
+from ..errors import FileFormatError
+from .neurons import Active, active
+from .spikes import Spiker, Volley
+
+
+class RateChannel:
+    """Messages carry the rates: the graph form that equals the tensor model."""
+
+    mode = "rate"
+    spiker = None
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.events = self.spikes = self.clipped = 0
+
+    def start(self, position: int, cos, sin, record_spikes: bool = False) -> None:
+        """A token begins at ``position``, whose RoPE phases are ``cos``, ``sin``."""
+        self.events = 0
+
+    def messages(self, events: int) -> None:
+        """Messages sent along edges (or synapse updates) that a kernel counted."""
+        self.events += events
+
+    def send(self, population: str, rates: Active, round_: str, layer: int, posts=None) -> Active:
+        return rates
+
+    def send_reads(self, population: str, A, x, layer: int):
+        """The synapse reads ``A`` (heads, presynaptic) as the gated y-neurons of each head receive them."""
+        return A
+
+    def write(self, synapses, layer: int, pre: Active, k: list[Active]) -> None:
+        """Hebbian write of every head: ``S += outer(pre, k)``."""
+        for head, k_head in enumerate(k):
+            self.events += synapses.write(layer, head, pre, k_head)
+
+    def record(self) -> dict:
+        """Entries of a step's record that only this channel knows."""
+        return {}
+
+    def warn_clipped(self, stacklevel: int = 2) -> None:
+        """Rates are never clipped here."""
+
+    def state(self) -> dict:
+        """What a state file keeps of the channel (beside the synapses)."""
+        return {}
+
+    def restore(self, meta: dict, where: str):
+        """Check a state file's ``meta`` and return the function that restores the channel from it."""
+        return lambda: None
+
+
+class SpikeChannel:
+    """Every message is a volley of Bernoulli spikes over K micro-steps (``spikes``)."""
+
+    mode = "spike"
+
+    def __init__(self, spiker: Spiker, wiring, backend, dtype, N: int, n_head: int):
+        self.spiker, self.wiring, self.backend, self.dtype = spiker, wiring, backend, dtype
+        self.N, self.n_head = N, n_head
+        self.events = self.spikes = self.clipped = 0
+        self._x_volley: Volley | None = None
+        self._volleys: dict | None = None
+
+    def start(self, position: int, cos, sin, record_spikes: bool = False) -> None:
+        self.position, self.cos, self.sin = position, cos, sin
+        self.events = self.spikes = self.clipped = 0
+        self._volleys = {} if record_spikes else None
+
+    def messages(self, events: int) -> None:
+        """Ignored: here a message is a spike along an edge, counted where the volley is sent."""
+
+    def _fire(self, population: str, rates: Active, where: str) -> Volley:
+        b = self.backend
+        volley = self.spiker.fire(population, b.to_numpy(rates.ids), b.to_numpy(rates.values),
+                                  f"{where}, position {self.position}")
+        self.spikes += volley.n_spikes
+        self.clipped += volley.clipped
+        return volley
+
+    def send(self, population: str, rates: Active, round_: str, layer: int, posts=None) -> Active:
+        """The estimates of a volley fired at ``rates``; its spike messages are counted (``posts``: the receivers
+        of the gate round)."""
+        b = self.backend
+        volley = self._fire(population, rates, "readout" if round_ == "readout" else f"layer {layer}")
+        self.events += self.wiring.deliveries(round_, volley, posts)
+        if round_ == "read":
+            self._x_volley = volley  # it meets a presynaptic volley in the write
+        if self._volleys is not None and round_ in ("read", "output"):
+            self._volleys[(layer, population)] = volley.spike_times()
+        ids, values = volley.estimate()
+        ids, values = b.index_array(ids), b.asarray(values, self.dtype)
+        dense = b.zeros(rates.dense.shape[0], self.dtype)
+        dense[ids] = values
+        return Active(ids, values, dense)
+
+    def send_reads(self, population: str, A, x, layer: int):
+        """Each head's reads travel as spikes to the y-neurons that its firing x-neurons gate."""
+        b, N = self.backend, self.N
+        for h in range(self.n_head):
+            posts = b.active(x[h * N:(h + 1) * N])[0] + h * N
+            A[h] = self.send(population, active(b, A[h]), "gate", layer, posts).dense
+        return A
+
+    def write(self, synapses, layer: int, pre: Active, k: list[Active]) -> None:
+        """The coincidence write: the presynaptic neurons fire a fresh volley beside the x volley of the read
+        round; every micro-step in which pre ``i`` and x-neuron ``j`` both fire adds ``s_pre s_x / K`` (rotated
+        by RoPE) to ``S[i, j]``. Per head that is one product over the K micro-steps,
+        ``S += P^T R_t(X)`` with ``P`` (K, presynaptic) and ``X`` (K, x-neurons) the volleys' amplitudes."""
+        b, K, N = self.backend, self.spiker.steps, self.N
+        pre_volley, x_volley = self._fire(self.wiring.pre_population, pre, f"layer {layer}"), self._x_volley
+        ids = b.index_array(pre_volley.ids)
+        P = b.asarray(pre_volley.amplitudes(), self.dtype)
+        P_dense = b.zeros((K, pre.dense.shape[0]), self.dtype)  # a synapse graph looks its columns up in here
+        P_dense[:, ids] = P
+        P = Active(ids, P, P_dense)
+        X = b.zeros((K, N * self.n_head), self.dtype)
+        X[:, b.index_array(x_volley.ids)] = b.asarray(x_volley.amplitudes() / K, self.dtype)
+        for h in range(self.n_head):
+            RX = b.rope(X[:, h * N:(h + 1) * N], self.cos, self.sin)  # R_t post(m), (K, N)
+            ids = b.active(abs(RX).sum(0))[0]  # the x-neurons (and RoPE partners) that take part
+            self.events += synapses.write_steps(layer, h, P, Active(ids, RX[:, ids], RX))
+
+    def record(self) -> dict:
+        out = {"n_spikes": self.spikes, "clipped": self.clipped}
+        if self._volleys is not None:
+            out["spikes"] = self._volleys
+        return out
+
+    def warn_clipped(self, stacklevel: int = 2) -> None:
+        self.spiker.warn_clipped(stacklevel + 1)
+
+    def state(self) -> dict:
+        return {"random_state": self.spiker.state()}
+
+    def restore(self, meta: dict, where: str):
+        if "random_state" not in meta:
+            raise FileFormatError(f"network state file '{where}': a spike-mode state needs 'random_state'")
+        try:
+            seed, rng = Spiker.parse_state(meta["random_state"])
+        except ValueError as err:
+            raise FileFormatError(f"network state file '{where}': 'random_state' is {err}") from err
+
+        def restore():
+            self.spiker.seed, self.spiker.rng = seed, rng
+        return restore
