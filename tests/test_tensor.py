@@ -61,7 +61,7 @@ def test_strict_causality_and_first_token_sees_nothing(make_model):
     # the first token's attention output is exactly 0, in both forms
     x = torch.relu(torch.randn(1, config.n_head, 5, config.N, dtype=torch.float64))
     v = torch.randn(1, 1, 5, config.n_embd, dtype=torch.float64)
-    assert torch.equal(model.attn(x, v)[:, :, 0], torch.zeros(1, config.n_head, config.n_embd, dtype=torch.float64))
+    assert torch.equal(model.attn(x, v)[0][:, :, 0], torch.zeros(1, config.n_head, config.n_embd, dtype=torch.float64))
     record = {}
     model.step(idx[:, 0], model.init_state(1), record=record)
     assert torch.count_nonzero(record["a"]) == 0

@@ -1,4 +1,5 @@
-"""Training: deterministic with a seed, resumable to the identical result, refuses a mismatched resume."""
+"""Training: deterministic with a seed, resumable to the identical result, refuses a mismatched resume; carried state
+(streams over documents) equals the parallel form over each whole stream."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,10 @@ import torch
 
 from bdh_graph import BDHConfig
 from bdh_graph.model.checkpoints import load_model
-from bdh_graph.text import default_corpus, encode, split_held_out
-from bdh_graph.model.training import MODEL_FILE, TrainConfig, train
+from bdh_graph.model.tensor import BDH, IGNORE_INDEX
+from bdh_graph.model.evaluation import bits_per_byte_by_position
+from bdh_graph.model.training import MODEL_FILE, Streams, TrainConfig, train
+from bdh_graph.text import default_corpus, encode, split_documents_held_out, split_held_out
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.1)
 TOKENS = encode(default_corpus()[:20_000])
@@ -59,3 +62,124 @@ def test_resume_refuses_another_model(tmp_path):
         _train(tmp_path / "run", 6, resume=True, config=CONFIG.replace(n_layer=3))
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         _train(tmp_path / "empty", 3, resume=True)
+
+
+# -- carried state: streams over documents, each window starting from the state its stream left -------------------
+
+DOCUMENTS = [encode("alpha beta gamma delta " * 5), encode("x = 1\n" * 9), encode("the end.")]
+
+
+def _float64_model(seed: int = 0) -> BDH:
+    torch.manual_seed(seed)
+    model = BDH(CONFIG.replace(dropout=0.0)).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(15.0)
+    return model
+
+
+def test_streamed_windows_equal_the_parallel_form_over_each_whole_stream():
+    """Window by window from carried state == the parallel form over the stream from its start (float64, 1e-9),
+    positions continuing, the state zeroed where a new stream (a document boundary) begins."""
+    model = _float64_model()
+    cfg = TrainConfig(batch_size=3, block_size=8, max_stream_tokens=40, carry_state=True)
+    streams = Streams(DOCUMENTS, cfg, torch.Generator().manual_seed(5))
+    state = model.init_state(cfg.batch_size)
+    state.position = torch.zeros(cfg.batch_size, dtype=torch.long)
+    started = [None] * cfg.batch_size  # (document, offset) where each slot's stream began
+    checked = {"windows": 0, "fresh": 0, "continued": 0}
+    for _ in range(12):
+        before = [(int(streams.doc[b]), int(streams.offset[b])) for b in range(cfg.batch_size)]
+        x, y, fresh = streams.next_window()
+        state.rho[:, fresh] = 0
+        state.position[fresh] = 0
+        with torch.no_grad():
+            logits, _ = model(x, y, state=state)
+        for b in range(cfg.batch_size):
+            if fresh[b]:
+                started[b] = (int(streams.doc[b]), int(streams.offset[b]) - cfg.block_size)
+                checked["fresh"] += 1
+            else:
+                assert before[b][0] == started[b][0]  # a continued stream stays in its document
+                checked["continued"] += 1
+            doc, start = started[b]
+            offset = int(streams.offset[b]) - cfg.block_size  # where this window began
+            valid = int((y[b] != IGNORE_INDEX).sum())
+            whole = DOCUMENTS[doc][start: offset + valid].unsqueeze(0)
+            with torch.no_grad():
+                reference, _ = model(whole)
+            torch.testing.assert_close(logits[b, :valid], reference[0, offset - start:], rtol=0, atol=1e-9)
+            assert torch.equal(y[b, :valid], DOCUMENTS[doc][offset + 1: offset + valid + 1])
+            checked["windows"] += 1
+    assert checked["fresh"] >= 4 and checked["continued"] >= 8  # both cases were exercised
+
+
+def test_a_stream_ends_at_its_document_end_and_after_max_stream_tokens():
+    cfg = TrainConfig(batch_size=1, block_size=8, max_stream_tokens=16, carry_state=True)
+    streams = Streams([encode("a" * 100)], cfg, torch.Generator().manual_seed(0))
+    fresh_flags, lengths = [], []
+    for _ in range(30):
+        x, y, fresh = streams.next_window()
+        fresh_flags.append(bool(fresh[0]))
+        lengths.append(int((y != IGNORE_INDEX).sum()))
+    starts = [i for i, f in enumerate(fresh_flags) if f]
+    runs = [sum(lengths[a:b]) for a, b in zip(starts, starts[1:])]
+    assert runs and max(runs) <= 16  # never more than max_stream_tokens predictions per stream
+    short = encode("abc")  # shorter than a window: padded, padding ignored by the loss
+    x, y, fresh = Streams([short], TrainConfig(batch_size=1, block_size=8, carry_state=True),
+                          torch.Generator().manual_seed(0)).next_window()
+    assert bool(fresh[0]) and (y[0] != IGNORE_INDEX).sum() <= 2
+
+
+def test_bits_per_byte_by_position_equals_a_direct_computation():
+    model = _float64_model(1)
+    tokens = encode(default_corpus()[:200])
+    edges = (0, 4, 16, 64)
+    result = bits_per_byte_by_position(model, tokens, edges=edges, window=10)
+    segments = len(tokens) // 64
+    batch = tokens[: segments * 64].view(segments, 64)
+    with torch.no_grad():
+        logits, _ = model(batch)
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch[:, 1:], reduction="none")
+    per_position = nll.mean(0) / torch.log(torch.tensor(2.0, dtype=torch.float64))  # byte i+1 predicted at i
+    expected = [float(per_position[max(lo, 1) - 1: hi - 1].mean()) for lo, hi in zip(edges[:-1], edges[1:])]
+    assert result["segments"] == segments
+    assert result["bits_per_byte"] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 64 tokens"):
+        bits_per_byte_by_position(model, tokens[:63], edges=edges)
+
+
+def test_documents_split_like_the_corpus():
+    docs = ["first document", "second one", "third and last"]
+    train_docs, held_out = split_documents_held_out(docs, fraction=0.3)
+    train_tokens, expected_held_out = split_held_out(encode("\n\n".join(docs)), fraction=0.3)
+    assert torch.equal(torch.cat(train_docs), train_tokens) and torch.equal(held_out, expected_held_out)
+    assert len(train_docs) == 3 and torch.equal(train_docs[0], encode("first document\n\n"))
+
+
+def _train_streams(out, steps, resume=False):
+    cfg = TrainConfig(steps=steps, batch_size=3, block_size=16, warmup_steps=2, eval_interval=3, eval_batches=2,
+                      seed=3, lr=3e-3, carry_state=True, max_stream_tokens=64)
+    train_docs, held_out = split_documents_held_out([default_corpus()[:6000], default_corpus()[6000:12000]])
+    return train(CONFIG, train_docs, held_out, out, cfg, resume=resume, progress=False)
+
+
+def test_carried_state_training_resumes_to_the_identical_result(tmp_path, monkeypatch):
+    reference = _train_streams(tmp_path / "full", 7)
+    import bdh_graph.model.training as training
+
+    real_checkpoint = training._checkpoint
+
+    def checkpoint_then_crash(out_dir, model, optimizer, generator, step, *rest, **kw):
+        real_checkpoint(out_dir, model, optimizer, generator, step, *rest, **kw)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_checkpoint", checkpoint_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _train_streams(tmp_path / "run", 7)
+    monkeypatch.setattr(training, "_checkpoint", real_checkpoint)
+    resumed = _train_streams(tmp_path / "run", 7, resume=True)
+    assert resumed["train_loss"] == reference["train_loss"]
+    full, again = load_model(tmp_path / "full" / MODEL_FILE), load_model(tmp_path / "run" / MODEL_FILE)
+    assert all(torch.equal(full.state_dict()[k], again.state_dict()[k]) for k in full.state_dict())

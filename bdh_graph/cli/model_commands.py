@@ -1,13 +1,14 @@
 """Commands on the tensor model: ``train``, ``info``, ``generate``."""
 from __future__ import annotations
 
+import argparse
 import math
 
 import torch
 
 from ..model.checkpoints import describe
 from ..model.config import BDHConfig
-from ..model.recipe import BUNDLED_CONCEPT_SENTENCES, BUNDLED_CONFIG, BUNDLED_TRAINING, training_tokens
+from ..model.recipe import BUNDLED_CONCEPT_SENTENCES, BUNDLED_CONFIG, BUNDLED_TRAINING, training_documents
 from ..model.training import MODEL_FILE, TrainConfig, train
 from ..text import decode, encode, read_text
 from .common import (above, add_device_argument, add_json_flag, add_model_argument, at_least, between, checked,
@@ -32,6 +33,9 @@ TRAIN_OPTIONS = {
     "min_lr": (positive_number, "learning rate at the end of the cosine decay (at most --lr)"),
     "weight_decay": (checked(float, at_least(0)), "AdamW weight decay"),
     "grad_clip": (positive_number, "largest gradient norm; larger gradients are scaled down to it"),
+    "max_stream_tokens": (count(1), "with --carry-state: the longest stream, in tokens, before its state is reset"),
+    "min_stream_tokens": (count(1), "with --carry-state: draw each stream's length cap log-uniformly from here "
+                                    "to --max-stream-tokens (default: every stream may reach the maximum)"),
 }
 
 
@@ -53,6 +57,11 @@ def register(sub) -> None:
     p.add_argument("--no-layer-norm", action="store_true", help="train the Normfree variant")
     for name, (kind, text) in TRAIN_OPTIONS.items():
         p.add_argument(flag(name), type=kind, default=getattr(BUNDLED_TRAINING, name), help=text)
+    p.add_argument("--carry-state", action=argparse.BooleanOptionalAction, default=BUNDLED_TRAINING.carry_state,
+                   help="read documents as streams: each window starts from the synaptic state the previous "
+                        "window of its stream left (positions continue, gradients stop at the boundary)")
+    p.add_argument("--init", type=input_file, default=BUNDLED_TRAINING.init,
+                   help="start from this checkpoint's weights (same sizes) instead of a random initialisation")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     add_device_argument(p)
     p.add_argument("--threads", type=count(1), default=None, help="torch CPU threads (default: torch's choice)")
@@ -86,6 +95,9 @@ def _not_empty(text: str) -> None:
 def cmd_train(args) -> int:
     if args.min_lr > args.lr:
         raise ValueError(f"--min-lr must be <= --lr, got --min-lr {args.min_lr:g} and --lr {args.lr:g}")
+    if args.min_stream_tokens is not None and args.min_stream_tokens > args.max_stream_tokens:
+        raise ValueError(f"--min-stream-tokens must be <= --max-stream-tokens, got {args.min_stream_tokens} and "
+                         f"{args.max_stream_tokens}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model_config = BDHConfig(
@@ -93,12 +105,13 @@ def cmd_train(args) -> int:
         mlp_internal_dim_multiplier=args.mlp_internal_dim_multiplier, dropout=args.dropout,
         layer_norm=not args.no_layer_norm,
     )
-    cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS})
+    cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS}, carry_state=args.carry_state,
+                      init=None if args.init is None else str(args.init))
     text = read_text(args.text) if args.text is not None else None
-    train_tokens, held_out = training_tokens(text, args.concept_sentences, seed=args.seed)
-    history = train(model_config, train_tokens, held_out, args.out, cfg, resume=args.resume, device=args.device)
+    documents, held_out = training_documents(text, args.concept_sentences, seed=args.seed)
+    history = train(model_config, documents, held_out, args.out, cfg, resume=args.resume, device=args.device)
     loss = history["held_out_loss"][-1]
-    result = {"model": str(args.out / MODEL_FILE), "train_tokens": len(train_tokens),
+    result = {"model": str(args.out / MODEL_FILE), "train_tokens": sum(len(doc) for doc in documents),
               "held_out_tokens": len(held_out), **history}
     print_result(args, result, f"saved {args.out / MODEL_FILE}; held-out loss {loss:.4f} nats/byte "
                                f"({loss / math.log(2):.4f} bits/byte)")

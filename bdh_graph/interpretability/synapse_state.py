@@ -120,13 +120,13 @@ def _check_eval(model: BDH) -> None:
 def layer_activity(model: BDH, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """``x``, ``y`` (L, B, T, n, head-major) and the layer inputs ``v`` (L, B, T, d) of the parallel form.
 
-    They are taken from ``BDH.forward`` itself, at its calls of the attention ``model.attn(x, v) -> a``; only
+    They are taken from ``BDH.forward`` itself, at its calls of the attention ``model.attn(x, v) -> (a, _)``; only
     ``y = relu(LN(a) D_y) * x`` is formed here. Cost O(T^2) per sentence instead of the recurrent form's
     O(T d n), and equal to ``BDH.step``'s records up to round-off (tested).
     """
     _check_eval(model)
     calls = []
-    handle = model.attn.register_forward_hook(lambda module, inputs, a: calls.append((*inputs, a)))
+    handle = model.attn.register_forward_hook(lambda module, inputs, out: calls.append((*inputs[:2], out[0])))
     try:
         model(tokens)
     finally:

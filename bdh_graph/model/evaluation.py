@@ -1,4 +1,4 @@
-"""How well a model predicts text: bits per byte and next-byte predictions under the recurrent form."""
+"""How well a model predicts text: bits per byte, by position from a zero synaptic state, and next-byte predictions."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,7 @@ from ..text import decode
 from .tensor import BDH
 
 CONTEXT_SHOWN = 24  # bytes of context printed before each prediction
+POSITION_BUCKETS = (0, 256, 512, 1024, 2048, 4096)  # how far into a text a prediction is
 
 
 @torch.no_grad()
@@ -42,4 +43,34 @@ def next_byte_report(model: BDH, tokens: torch.Tensor, shown: int = 5) -> dict:
             "predictions": predictions}
 
 
-__all__ = ["next_byte_report"]
+@torch.no_grad()
+def bits_per_byte_by_position(
+    model: BDH, tokens: torch.Tensor, edges: tuple[int, ...] = POSITION_BUCKETS, window: int = 256
+) -> dict:
+    """Bits per byte by position from a zero synaptic state, read window by window with carried state.
+
+    ``tokens`` is cut into segments of ``edges[-1]`` tokens (a shorter remainder is dropped), each read from a
+    zero state; the prediction of the byte at position ``i`` (1 <= i < edges[-1]) counts in the bucket
+    ``edges[j] <= i < edges[j+1]``. Returns ``{"edges", "bits_per_byte" (one per bucket), "segments"}``.
+    """
+    length = edges[-1]
+    segments = len(tokens) // length
+    if segments < 1:
+        raise ValueError(f"need at least {length} tokens for the position buckets {list(edges)}, got {len(tokens)}")
+    was_training = model.training
+    model.eval()
+    device = model.decoder.device
+    batch = tokens[: segments * length].view(segments, length).to(device)
+    state = model.init_state(segments)
+    losses = []
+    for start in range(0, length - 1, window):
+        stop = min(start + window, length - 1)
+        logits, _ = model(batch[:, start:stop], state=state)
+        losses.append(F.cross_entropy(logits.transpose(1, 2).double(), batch[:, start + 1 : stop + 1], reduction="none"))
+    model.train(was_training)
+    per_position = torch.cat(losses, dim=1).mean(0) / math.log(2)  # bits of byte i+1, i = 0 .. length-2
+    bits = [float(per_position[max(lo, 1) - 1 : hi - 1].mean()) for lo, hi in zip(edges[:-1], edges[1:])]
+    return {"edges": list(edges), "bits_per_byte": bits, "segments": segments}
+
+
+__all__ = ["POSITION_BUCKETS", "bits_per_byte_by_position", "next_byte_report"]

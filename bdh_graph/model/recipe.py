@@ -2,17 +2,18 @@
 
 ``bdh_graph/data/bdh-small.safetensors`` was made by ``bdh-graph train`` with every default, and those defaults
 are read from here: a model of ``BUNDLED_CONFIG``, trained with ``BUNDLED_TRAINING`` on
-``training_tokens()`` (the first 90 % of the default corpus and ``BUNDLED_CONCEPT_SENTENCES`` generated concept
-sentences; the held-out loss is measured on the last 10 % of the corpus alone). In a script::
+``training_documents()`` (the first 90 % of the default corpus, document by document, and
+``BUNDLED_CONCEPT_SENTENCES`` generated concept sentences as one more document; the held-out loss is measured on
+the last 10 % of the corpus alone). In a script::
 
-    train_tokens, held_out = training_tokens()
-    train(BUNDLED_CONFIG, train_tokens, held_out, "runs/bundled", BUNDLED_TRAINING)
+    documents, held_out = training_documents()
+    train(BUNDLED_CONFIG, documents, held_out, "runs/bundled", BUNDLED_TRAINING)
 """
 from __future__ import annotations
 
 import torch
 
-from ..text import default_corpus, encode, split_held_out
+from ..text import default_documents, encode, split_documents_held_out
 from ..text.concepts import concept_corpus
 from .config import BDHConfig
 from .training import TrainConfig
@@ -22,17 +23,18 @@ BUNDLED_TRAINING = TrainConfig()  # 800 steps of 8 x 256 bytes, seed 1337
 BUNDLED_CONCEPT_SENTENCES = 1200
 
 
-def training_tokens(text: str | None = None, concept_sentences: int = BUNDLED_CONCEPT_SENTENCES,
-                    seed: int = BUNDLED_TRAINING.seed) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training and held-out tokens: ``text`` (default: the default corpus) split into its first 90 % and its
-    held-out tail, then ``concept_sentences`` concept and contrast sentences (``concept_corpus(.., seed)``)
-    appended to the training part only."""
+def training_documents(text: str | None = None, concept_sentences: int = BUNDLED_CONCEPT_SENTENCES,
+                       seed: int = BUNDLED_TRAINING.seed) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Training documents and held-out tokens: ``text`` (one document; default: the documents of the default
+    corpus) split into its first 90 % and its held-out tail, then ``concept_sentences`` concept and contrast
+    sentences (``concept_corpus(.., seed)``) appended to the training part as one more document. Concatenated,
+    the training documents are the tokens the released-style random-window training reads."""
     if isinstance(concept_sentences, bool) or not isinstance(concept_sentences, int) or concept_sentences < 0:
         raise ValueError(f"concept_sentences must be an integer >= 0, got {concept_sentences!r}")
-    train_tokens, held_out = split_held_out(encode(default_corpus() if text is None else text))
+    documents, held_out = split_documents_held_out(default_documents() if text is None else [text])
     if concept_sentences:
-        train_tokens = torch.cat([train_tokens, encode(concept_corpus(concept_sentences, seed=seed))])
-    return train_tokens, held_out
+        documents.append(encode(concept_corpus(concept_sentences, seed=seed)))
+    return documents, held_out
 
 
-__all__ = ["BUNDLED_CONCEPT_SENTENCES", "BUNDLED_CONFIG", "BUNDLED_TRAINING", "training_tokens"]
+__all__ = ["BUNDLED_CONCEPT_SENTENCES", "BUNDLED_CONFIG", "BUNDLED_TRAINING", "training_documents"]

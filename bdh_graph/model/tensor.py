@@ -30,6 +30,7 @@ from .config import BDHConfig
 ROPE_THETA = 2.0**16
 LN_EPS = 1e-5
 INIT_STD = 0.02
+IGNORE_INDEX = -100  # a target the loss skips (padding past the end of a document)
 
 
 def rope_frequencies(N: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -70,34 +71,54 @@ def check_tokens(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
 
 
 class LinearAttention(nn.Module):
-    """Strictly causal linear attention with RoPE: ``a_t = sum_{tau<t} <R_t x_t, R_tau x_tau> v_tau``."""
+    """Strictly causal linear attention with RoPE, continuing from a synaptic state ``rho`` when one is given.
+
+    For positions ``t = t0 .. t0+T-1`` of a window: ``a_t = rho R_t x_t + sum_{t0 <= tau < t} <R_t x_t, R_tau x_tau> v_tau``,
+    and the state after the window is ``rho + sum_tau v_tau (R_tau x_tau)^T`` (the recurrent form's writes, in bulk).
+    """
 
     def __init__(self, config: BDHConfig):
         super().__init__()
         self.freqs = nn.Buffer(rope_frequencies(config.N).view(1, 1, 1, config.N))
 
-    def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        T = x.size(-2)
-        positions = torch.arange(T, dtype=self.freqs.dtype, device=x.device).view(1, 1, T, 1)
+    def forward(self, x: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor = 0, rho: torch.Tensor | None = None):
+        """``x`` (B, h, T, N), ``v`` (B, 1, T, d), ``start`` the position of the first token (int or (B,)),
+        ``rho`` (B, h, d, N) or None -> ``(a (B, h, T, d), rho after the window or None)``."""
+        B, _, T, _ = x.shape
+        offsets = torch.arange(T, device=x.device).view(1, 1, T, 1)
+        positions = (torch.as_tensor(start, device=x.device).view(-1, 1, 1, 1) + offsets).to(self.freqs.dtype)
         xr = rope(x, *rope_cos_sin(positions, self.freqs))  # B, h, T, N
         scores = (xr @ xr.mT).tril(diagonal=-1)  # B, h, T, T
-        return scores @ v  # B, h, T, d
+        a = scores @ v  # B, h, T, d
+        if rho is None:
+            return a, None
+        return a + xr @ rho.mT, rho + v.mT @ xr  # read the carried state; write the window's v x^T into it
 
-    def cos_sin_at(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoPE cos/sin at position ``t``, computed exactly as the parallel form does. Shape (N,) each."""
-        position = torch.tensor(float(t), dtype=self.freqs.dtype, device=self.freqs.device)
+    def cos_sin_at(self, t: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin at position ``t`` (int, or one per sequence), exactly as the parallel form computes them.
+
+        Shape (N,) for an int, (B, 1, N) for a (B,) tensor of positions."""
+        if isinstance(t, torch.Tensor):
+            position = t.to(device=self.freqs.device, dtype=self.freqs.dtype).view(-1, 1, 1)
+        else:
+            position = torch.tensor(float(t), dtype=self.freqs.dtype, device=self.freqs.device)
         return rope_cos_sin(position, self.freqs.view(-1))
 
 
 @dataclass
 class RecurrentState:
-    """Synaptic state of the recurrent form: ``rho`` (L, B, h, d, N) and the next position ``t``."""
+    """Synaptic state of the recurrent form: ``rho`` (L, B, h, d, N) and the next position ``t``.
+
+    ``position`` is an int shared by all sequences, or a (B,) integer tensor when sequences are at different
+    positions (streams read window by window in training).
+    """
 
     rho: torch.Tensor
-    position: int = 0
+    position: int | torch.Tensor = 0
 
     def clone(self) -> "RecurrentState":
-        return RecurrentState(self.rho.clone(), self.position)
+        position = self.position.clone() if isinstance(self.position, torch.Tensor) else self.position
+        return RecurrentState(self.rho.clone(), position)
 
 
 class BDH(nn.Module):
@@ -120,26 +141,41 @@ class BDH(nn.Module):
     def _ln(self, u: torch.Tensor) -> torch.Tensor:
         return layer_norm(u, self.config.layer_norm)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: RecurrentState | None = None):
+        """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``.
+
+        With a ``state`` the window continues from it (its ``rho`` and positions, as the recurrent form would) and
+        the state is advanced past the window: ``state.rho`` becomes the new state (still attached to the autograd
+        graph; detach it to stop gradients at the window boundary) and ``state.position`` grows by T.
+        Targets equal to -100 are ignored by the loss (padding after the end of a document).
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
         check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
+        if state is not None and state.rho.shape[1] != B:
+            raise ValueError(f"state holds {state.rho.shape[1]} sequences, idx has {B}")
         n, d = self.config.n_neurons, self.config.n_embd
+        start = 0 if state is None else state.position
+        rhos = []
         v = self._ln(self.embed(idx)).unsqueeze(1)  # B, 1, T, d
-        for _ in range(self.config.n_layer):
+        for layer in range(self.config.n_layer):
             x = F.relu(v @ self.encoder)  # B, h, T, N
-            a = self.attn(x, v)  # B, h, T, d
+            a, rho = self.attn(x, v, start, None if state is None else state.rho[layer])  # B, h, T, d
+            rhos.append(rho)
             y = F.relu(self._ln(a) @ self.encoder_v) * x  # B, h, T, N
             y = self.drop(y)
             z = y.transpose(1, 2).reshape(B, 1, T, n) @ self.decoder  # B, 1, T, d
             v = self._ln(v + self._ln(z))
         logits = v.view(B, T, d) @ self.lm_head  # B, T, V
+        if state is not None:
+            state.rho = torch.stack(rhos)
+            state.position = state.position + T
         loss = None
         if targets is not None:
-            check_tokens(targets, self.config.vocab_size, "targets")
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+            kept = targets[targets != IGNORE_INDEX]
+            check_tokens(kept if kept.numel() else targets, self.config.vocab_size, "targets")
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss
 
     def init_state(self, batch_size: int = 1) -> RecurrentState:

@@ -1,8 +1,21 @@
 """Training of the tensor model (parallel form): AdamW, deterministic given a seed, resumable.
 
+Two ways to read the training text:
+
+- random windows (``carry_state=False``): ``batch_size`` windows of ``block_size`` tokens at random places, each
+  read from a zero synaptic state, as the released training code does;
+- carried state (``carry_state=True``): ``batch_size`` *streams*. A stream starts at a random byte of a random
+  document (documents drawn in proportion to their length), with a zero state at position 0, and reads on
+  window by window; each window starts from the synaptic state ``rho`` the previous window of its stream left
+  and continues its positions. Gradients stop at window boundaries, so a window costs what a random window
+  costs, yet the model learns to use and live with thousands of tokens of state. A stream ends at the end of
+  its document (the last window padded, its padding ignored by the loss) or after ``max_stream_tokens``; the
+  next window of that slot starts a new stream.
+
 An output folder holds ``model.safetensors`` (the project format) and ``train_state.pt`` (optimizer, step,
-random-number states and loss history, read back with ``weights_only=True``). Both are written atomically
-after every evaluation, so an interrupted run resumes from its last evaluation.
+random-number states, the streams and their synaptic state, and the loss history, read back with
+``weights_only=True``). Both are written atomically after every evaluation, so an interrupted run resumes from
+its last evaluation, bit for bit.
 """
 from __future__ import annotations
 
@@ -17,7 +30,8 @@ from tqdm.auto import tqdm
 from .checkpoints import load_model, save_model
 from .config import BDHConfig
 from ..files import atomic_path
-from .tensor import BDH
+from .evaluation import POSITION_BUCKETS, bits_per_byte_by_position
+from .tensor import BDH, IGNORE_INDEX
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
@@ -38,11 +52,18 @@ class TrainConfig:
     eval_interval: int = 200
     eval_batches: int = 20
     seed: int = 1337
+    carry_state: bool = False
+    max_stream_tokens: int = 8192
+    min_stream_tokens: int | None = None  # if set: each stream's length cap is drawn log-uniformly in [min, max]
+    init: str | None = None  # start from this checkpoint's weights (same config) instead of a random init
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_batches"):
+        for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_batches", "max_stream_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_stream_tokens is not None and not 1 <= self.min_stream_tokens <= self.max_stream_tokens:
+            raise ValueError(f"TrainConfig: need 1 <= min_stream_tokens <= max_stream_tokens, got "
+                             f"{self.min_stream_tokens} and {self.max_stream_tokens}")
         if not 0 < self.min_lr <= self.lr:
             raise ValueError(f"TrainConfig: need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
 
@@ -77,9 +98,63 @@ def held_out_loss(model: BDH, tokens: torch.Tensor, cfg: TrainConfig) -> float:
     return sum(losses) / len(losses)
 
 
+class Streams:
+    """``batch_size`` streams over documents for carried-state training (see the module docstring).
+
+    Each slot holds its document index, the offset of its next window and where its stream ends; ``next_window``
+    returns the inputs and targets (B, T) of every slot and a mask of the slots that started a new stream (their
+    synaptic state must be zeroed before the window).
+    """
+
+    def __init__(self, documents: list[torch.Tensor], cfg: TrainConfig, generator: torch.Generator):
+        documents = [doc for doc in documents if len(doc) >= 2]
+        if not documents:
+            raise ValueError("carried-state training needs a document of at least 2 tokens")
+        self.documents, self.cfg, self.generator = documents, cfg, generator
+        self.weights = torch.tensor([float(len(doc) - 1) for doc in documents])
+        B = cfg.batch_size
+        self.doc = torch.zeros(B, dtype=torch.long)
+        self.offset = torch.zeros(B, dtype=torch.long)
+        self.end = torch.zeros(B, dtype=torch.long)  # 0: the slot needs a new stream
+
+    def _start(self, b: int) -> None:
+        doc = int(torch.multinomial(self.weights, 1, generator=self.generator))
+        length = len(self.documents[doc])
+        offset = int(torch.randint(length - 1, (1,), generator=self.generator))
+        cap = self.cfg.max_stream_tokens
+        if self.cfg.min_stream_tokens is not None:  # short and long streams alike: log-uniform caps
+            low, high = math.log(self.cfg.min_stream_tokens), math.log(cap)
+            cap = round(math.exp(low + (high - low) * float(torch.rand(1, generator=self.generator))))
+        self.doc[b], self.offset[b] = doc, offset
+        self.end[b] = min(length, offset + cap + 1)
+
+    def next_window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        T = self.cfg.block_size
+        inputs = torch.zeros(self.cfg.batch_size, T, dtype=torch.long)
+        targets = torch.full((self.cfg.batch_size, T), IGNORE_INDEX, dtype=torch.long)
+        fresh = self.end == 0
+        for b in range(self.cfg.batch_size):
+            if self.end[b] == 0:
+                self._start(b)
+            offset, end = int(self.offset[b]), int(self.end[b])
+            window = self.documents[int(self.doc[b])][offset : min(end, offset + T + 1)]
+            inputs[b, : len(window) - 1] = window[:-1]
+            targets[b, : len(window) - 1] = window[1:]
+            self.offset[b] = offset + T
+            if offset + T + 1 >= end:
+                self.end[b] = 0
+        return inputs, targets, fresh
+
+    def state_dict(self) -> dict:
+        return {"doc": self.doc.clone(), "offset": self.offset.clone(), "end": self.end.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.doc, self.offset, self.end = state["doc"], state["offset"], state["end"]
+
+
 def train(
     model_config: BDHConfig,
-    train_tokens: torch.Tensor,
+    train_documents: list[torch.Tensor] | torch.Tensor,
     held_out_tokens: torch.Tensor,
     out_dir: str | Path,
     cfg: TrainConfig = TrainConfig(),
@@ -87,25 +162,56 @@ def train(
     device: str = "cpu",
     progress: bool = True,
 ) -> dict:
-    """Train a model; returns the history ``{"step": [...], "train_loss": [...], "held_out_loss": [...]}``."""
+    """Train a model; returns the history ``{"step", "train_loss", "held_out_loss"[, "held_out_by_position"]}``.
+
+    ``train_documents`` is a list of token tensors (one per document) or one tensor (one document). With
+    ``cfg.carry_state`` the history also holds, at each evaluation, bits per byte of the held-out tokens by
+    position bucket (``bits_per_byte_by_position``), when the held-out text is long enough.
+    """
+    if isinstance(train_documents, torch.Tensor):
+        train_documents = [train_documents]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model = BDH(model_config).to(device)
+    model = BDH(model_config)
+    if cfg.init is not None:
+        start_weights = load_model(cfg.init, dropout=model_config.dropout)
+        if start_weights.config != model_config:
+            raise ValueError(f"--init checkpoint '{cfg.init}' has config {start_weights.config.to_dict()}, "
+                             f"the run asks for {model_config.to_dict()}")
+        model.load_state_dict(start_weights.state_dict())
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     history = {"step": [], "train_loss": [], "held_out_loss": []}
+    streams = state = None
+    if cfg.carry_state:
+        streams = Streams(train_documents, cfg, generator)
+        state = model.init_state(cfg.batch_size)
+        state.position = torch.zeros(cfg.batch_size, dtype=torch.long, device=device)
+        history["held_out_by_position"] = []
+        by_position = len(held_out_tokens) >= POSITION_BUCKETS[-1]
+    else:
+        train_tokens = torch.cat(train_documents)
     start = 0
     if resume:
-        start, history = _restore(out_dir, model, optimizer, generator, model_config, cfg, device)
+        start, history = _restore(out_dir, model, optimizer, generator, streams, state, model_config, cfg, device)
     model.train()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="train")
-    running = None
+    running = history["train_loss"][-1] if history["train_loss"] else None  # the smoothed loss goes on after a resume
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at(step)
-        x, y = random_batch(train_tokens, cfg.batch_size, cfg.block_size, generator)
-        _, loss = model(x.to(device), y.to(device))
+        if cfg.carry_state:
+            x, y, fresh = streams.next_window()
+            fresh = fresh.to(device)
+            state.rho[:, fresh] = 0
+            state.position[fresh] = 0
+            _, loss = model(x.to(device), y.to(device), state=state)
+            state.rho = state.rho.detach()  # gradients stop at the window boundary
+        else:
+            x, y = random_batch(train_tokens, cfg.batch_size, cfg.block_size, generator)
+            _, loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -117,12 +223,18 @@ def train(
             history["step"].append(step + 1)
             history["train_loss"].append(running)
             history["held_out_loss"].append(held_out)
-            bar.write(f"step {step + 1}: train loss {running:.4f}, held-out loss {held_out:.4f} nats/byte")
-            _checkpoint(out_dir, model, optimizer, generator, step + 1, history, model_config, cfg)
+            message = f"step {step + 1}: train loss {running:.4f}, held-out loss {held_out:.4f} nats/byte"
+            if cfg.carry_state and by_position:
+                bits = bits_per_byte_by_position(model, held_out_tokens)["bits_per_byte"]
+                history["held_out_by_position"].append(bits)
+                message += "; held-out bits/byte by position " + " ".join(f"{b:.3f}" for b in bits)
+            bar.write(message)
+            _checkpoint(out_dir, model, optimizer, generator, step + 1, history, model_config, cfg, streams, state)
     return history
 
 
-def _checkpoint(out_dir, model, optimizer, generator, step, history, model_config, cfg) -> None:
+def _checkpoint(out_dir, model, optimizer, generator, step, history, model_config, cfg, streams=None,
+                stream_state=None) -> None:
     save_model(model, out_dir / MODEL_FILE)
     state = {
         "step": step,
@@ -133,11 +245,15 @@ def _checkpoint(out_dir, model, optimizer, generator, step, history, model_confi
         "model_config": model_config.to_dict(),
         "train_config": dataclasses.asdict(cfg),
     }
+    if streams is not None:
+        state["streams"] = streams.state_dict()
+        state["stream_rho"] = stream_state.rho.cpu()
+        state["stream_position"] = stream_state.position.cpu()
     with atomic_path(out_dir / STATE_FILE) as tmp:
         torch.save(state, tmp)
 
 
-def _restore(out_dir, model, optimizer, generator, model_config, cfg, device):
+def _restore(out_dir, model, optimizer, generator, streams, stream_state, model_config, cfg, device):
     state_path = out_dir / STATE_FILE
     if not state_path.is_file() or not (out_dir / MODEL_FILE).is_file():
         raise FileNotFoundError(f"cannot resume: '{out_dir}' has no {MODEL_FILE} and {STATE_FILE}")
@@ -158,4 +274,8 @@ def _restore(out_dir, model, optimizer, generator, model_config, cfg, device):
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if streams is not None:
+        streams.load_state_dict(state["streams"])
+        stream_state.rho = state["stream_rho"].to(device)
+        stream_state.position = state["stream_position"].to(device)
     return int(state["step"]), state["history"]

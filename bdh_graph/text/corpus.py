@@ -10,13 +10,19 @@ import torch
 from .tokens import decode, encode
 
 HELD_OUT_FRACTION = 0.1
+DOCUMENT_SEPARATOR = "\n\n"
+
+
+def default_documents() -> list[str]:
+    """The pydoc topics of this Python, in sorted topic order: the documents of the default corpus."""
+    from pydoc_data.topics import topics
+
+    return [topics[key].strip() for key in sorted(topics)]
 
 
 def default_corpus() -> str:
     """The pydoc topics of this Python, in sorted topic order, separated by blank lines."""
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[key].strip() for key in sorted(topics))
+    return DOCUMENT_SEPARATOR.join(default_documents())
 
 
 def split_held_out(tokens: torch.Tensor, fraction: float = HELD_OUT_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,6 +31,27 @@ def split_held_out(tokens: torch.Tensor, fraction: float = HELD_OUT_FRACTION) ->
         raise ValueError(f"held-out fraction must be in (0, 1), got {fraction}")
     cut = int(len(tokens) * (1 - fraction))
     return tokens[:cut], tokens[cut:]
+
+
+def split_documents_held_out(
+    documents: list[str], fraction: float = HELD_OUT_FRACTION
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``split_held_out`` of the documents joined by blank lines, with the training part kept as documents.
+
+    Each training document carries the separator that follows it, so the documents concatenate to exactly the
+    training tokens of ``split_held_out``; the document cut by the split keeps only its training part.
+    """
+    if not documents:
+        raise ValueError("no documents given")
+    pieces = [encode(doc + DOCUMENT_SEPARATOR) for doc in documents[:-1]] + [encode(documents[-1])]
+    train_tokens, held_out = split_held_out(torch.cat(pieces), fraction)
+    train_documents, start = [], 0
+    for piece in pieces:
+        end = min(start + len(piece), len(train_tokens))
+        if end > start:
+            train_documents.append(train_tokens[start:end])
+        start += len(piece)
+    return train_documents, held_out
 
 
 def default_passage(n_bytes: int = 256) -> str:
