@@ -34,28 +34,6 @@ def test_training_lowers_held_out_loss_and_is_deterministic(tmp_path):
     assert c["held_out_loss"] != h1["held_out_loss"]
 
 
-def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch):
-    reference = _train(tmp_path / "full", 9)
-    import bdh_graph.model.training as training
-
-    real_checkpoint = training._checkpoint
-
-    def checkpoint_then_crash(out_dir, model, optimizer, generator, step, *rest):
-        real_checkpoint(out_dir, model, optimizer, generator, step, *rest)
-        if step == 6:
-            raise KeyboardInterrupt  # the machine went down right after the step-6 checkpoint
-
-    monkeypatch.setattr(training, "_checkpoint", checkpoint_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path / "run", 9)
-    monkeypatch.setattr(training, "_checkpoint", real_checkpoint)
-    resumed = _train(tmp_path / "run", 9, resume=True)
-    assert resumed["held_out_loss"] == reference["held_out_loss"]
-    full = load_model(tmp_path / "full" / MODEL_FILE)
-    again = load_model(tmp_path / "run" / MODEL_FILE)
-    assert all(torch.equal(full.state_dict()[k], again.state_dict()[k]) for k in full.state_dict())
-
-
 def test_resume_refuses_another_model(tmp_path):
     _train(tmp_path / "run", 3)
     with pytest.raises(ValueError, match="model config"):
@@ -164,22 +142,24 @@ def _train_streams(out, steps, resume=False):
     return train(CONFIG, train_docs, held_out, out, cfg, resume=resume, progress=False)
 
 
-def test_carried_state_training_resumes_to_the_identical_result(tmp_path, monkeypatch):
-    reference = _train_streams(tmp_path / "full", 7)
+@pytest.mark.parametrize("run, steps, crash_at", [(_train, 9, 6), (_train_streams, 7, 3)],
+                         ids=["random-windows", "carried-state"])
+def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch, run, steps, crash_at):
+    reference = run(tmp_path / "full", steps)
     import bdh_graph.model.training as training
 
     real_checkpoint = training._checkpoint
 
     def checkpoint_then_crash(out_dir, model, optimizer, generator, step, *rest, **kw):
         real_checkpoint(out_dir, model, optimizer, generator, step, *rest, **kw)
-        if step == 3:
-            raise KeyboardInterrupt
+        if step == crash_at:
+            raise KeyboardInterrupt  # the machine went down right after this checkpoint
 
     monkeypatch.setattr(training, "_checkpoint", checkpoint_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        _train_streams(tmp_path / "run", 7)
+        run(tmp_path / "run", steps)
     monkeypatch.setattr(training, "_checkpoint", real_checkpoint)
-    resumed = _train_streams(tmp_path / "run", 7, resume=True)
-    assert resumed["train_loss"] == reference["train_loss"]
+    resumed = run(tmp_path / "run", steps, resume=True)
+    assert resumed == reference  # losses, held-out losses (by position too) and steps
     full, again = load_model(tmp_path / "full" / MODEL_FILE), load_model(tmp_path / "run" / MODEL_FILE)
     assert all(torch.equal(full.state_dict()[k], again.state_dict()[k]) for k in full.state_dict())
