@@ -39,7 +39,8 @@ def rate_scale_type(text: str):
     return {k.strip(): value(v.strip()) for k, v in pairs}
 
 
-def add_network_arguments(p: argparse.ArgumentParser) -> None:
+def add_network_arguments(p: argparse.ArgumentParser, spike: bool = True) -> None:
+    """The options that build a network; ``spike=False`` leaves out spike mode (commands that run rates only)."""
     p.add_argument("--wiring", choices=("neuron", "hub"), default="neuron",
                    help="neuron: n+V neurons wired by the graphs G_x, G_y, a synapse sigma per pair; hub: the n "
                         f"neurons and d hubs, exact at any size; see {DOCS}")
@@ -53,6 +54,8 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron wiring: sigma on every pair, or only where G_x has an edge")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="floating-point precision")
     add_backend_arguments(p)
+    if not spike:
+        return
     p.add_argument("--mode", choices=("rate", "spike"), default="rate",
                    help="rate: messages carry rates (exact); spike: Bernoulli spikes over --spike-steps micro-steps")
     p.add_argument("--spike-steps", type=count(1), default=16, metavar="K", help="spike mode: micro-steps per round")
@@ -68,8 +71,9 @@ def network_options(args) -> dict:
         raise ValueError("--top-k, --beta and --synapses wiring prune the neuron wiring; the hub wiring is exact "
                          "(drop them, or use --wiring neuron)")
     options = dict(wiring=args.wiring, prune=prune_from_options(beta=args.beta, top_k=args.top_k),
-                   synapses=args.synapses, dtype=args.dtype, backend=args.backend, device=args.device, mode=args.mode)
-    if args.mode == "spike":
+                   synapses=args.synapses, dtype=args.dtype, backend=args.backend, device=args.device,
+                   mode=getattr(args, "mode", "rate"))
+    if options["mode"] == "spike":
         try:
             check_spike_options("spike", args.spike_steps, args.seed, args.rate_scale, args.wiring)
         except ValueError as err:

@@ -6,7 +6,8 @@ from .monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonit
 from .address import Synapse, parse_synapse
 from .recordings import RunRecording, load_recording
 from .validation import ValidationResult, validate
+from .memory import memory_experiments
 
 __all__ = ["Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor", "SparsityMonitor",
            "SpikeMonitor", "SynapseMonitor", "load_spikes", "Synapse", "parse_synapse", "RunRecording",
-           "load_recording", "ValidationResult", "validate"]
+           "load_recording", "ValidationResult", "validate", "memory_experiments"]

@@ -10,10 +10,14 @@ which is centred, so LayerNorm across the hubs is the division by ``gain(u)``. P
               y_head = relu(D_y a / gain(a)) * x_head      # only x-active neurons compute
               rho += outer(u, k)         # Hebbian write on hub -> active x-neuron synapses
     logits = lm_head^T u
+
+It stores ``rho``, not ``sigma``; a lesion of chosen sigma synapses (``Network.lesion``) is exact all the same
+(``hold_at_zero``).
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..graphs import graph_factors
 from .neurons import Active
@@ -27,7 +31,8 @@ class HubWiring:
         c = model.config
         self.backend, self.n, self.N, self.n_head = backend, c.n_neurons, c.N, c.n_head
         fx, fy = graph_factors(model, "x", "exact"), graph_factors(model, "y", "exact")
-        self.E_ext = backend.asarray(fx.pre, dtype)  # (n+V, d)
+        self.E_ext_host = fx.pre  # (n+V, d), float64
+        self.E_ext = backend.asarray(fx.pre, dtype)
         self.D_x = backend.asarray(fx.post.T, dtype)  # (n, d): row j = the edges hubs -> neuron j
         self.D_y = backend.asarray(fy.post.T, dtype)
         self.lm_head = backend.asarray(model.lm_head.detach().cpu().double().numpy().T, dtype)  # (V, d)
@@ -81,3 +86,28 @@ class HubWiring:
     def rho(self, layer: int) -> np.ndarray:
         """The synaptic state ``rho`` (h, d, N)."""
         return np.stack([self.synapses.matrix(layer, h) for h in range(self.n_head)])
+
+    def locate(self, head: int, pre: np.ndarray, post: np.ndarray):
+        """The sigma synapses ``(pre[p], post[p])`` of ``head`` as :meth:`hold_at_zero` takes them: the x-neurons
+        they reach and, row by row, their presynaptic neurons (a 0/1 matrix, x-neurons x (n+V))."""
+        posts, row = np.unique(post, return_inverse=True)
+        M = sp.csr_array((np.ones(len(pre)), (row, pre)), shape=(len(posts), self.E_ext_host.shape[0]))
+        return self.backend.index_array(posts), posts, M
+
+    def hold_at_zero(self, layer: int, head: int, where, w, k) -> None:
+        """Take back this token's Hebbian write to the sigma synapses located by :meth:`locate`.
+
+        The write adds ``w_i k_j`` to ``sigma[i, j]`` and so ``E_ext[:, i] w_i k_j`` to column ``j`` of
+        ``rho = E_ext sigma``; subtracting exactly that after every write keeps ``rho = E_ext sigma'``, where
+        ``sigma'`` is the network's sigma with those entries held at zero. ``w`` is the trace the layer wrote
+        with, ``k`` the head's rotated x (N,).
+        """
+        posts_ids, posts, M = where
+        b = self.backend
+        k = b.to_numpy(k)[posts]
+        if not k.any():
+            return
+        M = M.copy()
+        M.data *= b.to_numpy(w)[M.indices]
+        taken = (M @ self.E_ext_host) * k[:, None]  # (x-neurons, d): E_ext[:, i] w_i k_j summed per j
+        self.synapses.values[layer, head, posts_ids] -= b.asarray(taken, self.synapses.values.dtype)

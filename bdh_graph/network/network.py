@@ -130,8 +130,8 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
 
 
 class Network:
-    """BDH as message passing: ``reset``, ``step``, ``run``, ``save_state``/``load_state``; built by
-    :func:`build_network`.
+    """BDH as message passing: ``reset``, ``step``, ``run``, ``save_state``/``load_state``; experiments on the
+    synaptic state: ``scale_synapses`` (forgetting, erasing) and ``lesion``; built by :func:`build_network`.
 
     Attributes: ``config``, ``wiring`` (``"neuron"``/``"hub"``), ``mode`` (``"rate"``/``"spike"``),
     ``channel`` (how messages travel: ``channels.RateChannel`` or ``SpikeChannel``), ``synapses`` (the Hebbian
@@ -149,6 +149,7 @@ class Network:
         self.position = 0
         self.events = 0
         self.spikes = 0
+        self._lesions: dict[int, list] = {}  # layer -> [(head, located pairs, or None for the whole head)]
 
     # -- what the network is made of ------------------------------------------------------------------------
     @property
@@ -214,6 +215,63 @@ class Network:
         self.synapses.reset()
         self.position = 0
 
+    def scale_synapses(self, factor: float, layer: int | None = None, head: int | None = None) -> None:
+        """Multiply the synaptic state by ``factor`` >= 0: every synapse, or those of one ``layer`` and/or one
+        ``head`` (None: all). Forgetting with time constant tau is ``scale_synapses(exp(-1/tau))`` before each
+        token; 0 erases. Scaling sigma scales ``rho = E_ext sigma`` alike, so it means the same in both wirings."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)) or not 0 <= factor < np.inf:
+            raise ValueError(f"factor must be a finite number >= 0, got {factor!r}")
+        self._check_layer_head(0 if layer is None else layer, 0 if head is None else head)
+        self.synapses.scale(float(factor), layer, head)
+
+    def lesion(self, synapses: dict | None) -> None:
+        """Hold synapses at zero from the next token on, until ``lesion(None)`` (``reset`` keeps a lesion).
+
+        ``synapses`` maps ``(layer, head)`` to ``"all"`` (every synapse of that head in that layer: its whole
+        sigma, and so its rho) or to pairs ``(i, j)`` (P, 2) of ``sigma[layer, head]``: presynaptic neuron ``i``
+        (0..n-1 model neurons, n + byte the input neurons), x-neuron ``j`` of the head (0..N-1). After every
+        Hebbian write the named synapses are set back to zero, so every read finds them at zero. The hub wiring
+        stores ``rho = E_ext sigma``, not sigma: there it takes back exactly what each write added through the
+        named synapses (``HubWiring.hold_at_zero``). A lesion is set on a network at rest (position 0: after
+        ``build_network`` or ``reset()``), whose synapses are all zero; a spiking hub network takes whole heads
+        only (its writes count coincidences, not ``w_i k_j``). State files do not keep lesions, and
+        ``SynapseMonitor``, which sums the writes, does not see them.
+        """
+        if synapses and self.position != 0:
+            raise ValueError(f"lesion: the network has stepped {self.position} tokens; set a lesion at rest "
+                             "(after reset())")
+        c = self.config
+        lesions: dict[int, list] = {}
+        for (layer, head), pairs in (synapses or {}).items():
+            self._check_layer_head(layer, head)
+            if isinstance(pairs, str) and pairs == "all":
+                where = None
+            else:
+                if self.mode == "spike" and self.wiring == "hub":
+                    raise ValueError("lesion: a spiking hub network cannot hold single synapses at zero (its "
+                                     "writes count spike coincidences); lesion whole heads ('all') or use the "
+                                     "neuron wiring")
+                pairs, n_pre = np.asarray(pairs), c.n_neurons + c.vocab_size
+                if (pairs.dtype.kind not in "iu" or pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0
+                        or pairs[:, 0].min() < 0 or pairs[:, 0].max() >= n_pre
+                        or pairs[:, 1].min() < 0 or pairs[:, 1].max() >= c.N):
+                    raise ValueError(f"lesion of layer {layer}, head {head}: expected 'all' or integer pairs (i, j), "
+                                     f"shape (P, 2), with i in [0, {n_pre}) and j in [0, {c.N}); got an array of "
+                                     f"shape {pairs.shape}, dtype {pairs.dtype}"
+                                     + (f", values in [{pairs.min()}, {pairs.max()}]"
+                                        if pairs.size and pairs.dtype.kind in "iuf" else ""))
+                where = self._wiring.locate(head, pairs[:, 0], pairs[:, 1])
+            lesions.setdefault(int(layer), []).append((int(head), where))
+        self._lesions = lesions
+
+    def _hold_lesions(self, layer: int, k: list) -> None:
+        """After a layer's write: its lesioned synapses back to zero (:meth:`lesion`)."""
+        for head, where in self._lesions.get(layer, ()):
+            if where is None:
+                self.synapses.scale(0.0, layer, head)
+            else:
+                self._wiring.hold_at_zero(layer, head, where, self.trace.w, k[head].dense)
+
     def step(self, token: int, record: dict | None = None) -> np.ndarray:
         """One token through all layers; returns the logits (V,) as numpy.
 
@@ -255,6 +313,7 @@ class Network:
             channel.messages(events)
             # Hebbian write
             channel.write(self.synapses, layer, pre, k)
+            self._hold_lesions(layer, k)
             self._check_finite(x.dense, "x", layer, token)
             self._check_finite(y, "y", layer, token)
             y = active(b, y)

@@ -126,6 +126,14 @@ class NeuronWiring:
         """The synaptic state in tensor coordinates, ``rho = E_ext sigma``, (h, d, N)."""
         return np.stack([self.synapses.project(layer, h, self.E_ext_host).T for h in range(self.n_head)])
 
+    def locate(self, head: int, pre: np.ndarray, post: np.ndarray):
+        """The sigma synapses ``(pre[p], post[p])`` of ``head`` as :meth:`hold_at_zero` takes them."""
+        return self.synapses.locate(head, pre, post)
+
+    def hold_at_zero(self, layer: int, head: int, where, w, k) -> None:
+        """Set the located sigma synapses back to zero after a write (``w``, ``k``: unused, sigma is stored)."""
+        self.synapses.zero(layer, head, where)
+
 
 def check_synapse_graph(graph, shape: tuple[int, int]) -> sp.csr_array:
     """A synapse graph as a CSR pattern of shape (n+V, n): ``graph[i, j] != 0`` if synapse i -> j exists."""

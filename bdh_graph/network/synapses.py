@@ -9,7 +9,8 @@ wiring)::
 
 Both are driven by the active x-neurons ``k``; the presynaptic side is ``pre``, both ``neurons.Active``. In
 spike mode the write is the sum over the K micro-steps of a round, ``S += sum_m outer(p(m), k(m))``, one matrix
-product per head (``write_steps``).
+product per head (``write_steps``). Experiments act on the state between reads: ``scale`` (forgetting, erasing a
+layer or head) and ``zero`` (chosen synapses held at zero, a lesion).
 
 ``S`` is ``sigma`` (n+V, N) in the neuron wiring and ``rho`` (d, N) in the hub wiring (docs/model.md 4.3, 4.5).
 :class:`DenseSynapses` holds every pair; :class:`GraphSynapses` only the pairs of a synapse graph (docs/model.md 4.6).
@@ -36,6 +37,19 @@ class DenseSynapses:
 
     def reset(self) -> None:
         self.values[...] = 0
+
+    def scale(self, factor: float, layer: int | None = None, head: int | None = None) -> None:
+        """``S *= factor`` for every synapse, or those of one ``layer`` and/or one ``head`` (None: all)."""
+        self.values[_block(layer), _block(head)] *= factor
+
+    def locate(self, head: int, pre, post):
+        """The pairs ``(pre[p], post[p])`` of ``head`` as the index arrays that :meth:`zero` takes."""
+        return self.backend.index_array(post), self.backend.index_array(pre)
+
+    def zero(self, layer: int, head: int, where) -> None:
+        """``S[i, j] = 0`` for the pairs located by :meth:`locate`."""
+        post, pre = where
+        self.values[layer, head, post, pre] = 0
 
     def read(self, layer, head, k: Active, out) -> int:
         """``out += S @ k``."""
@@ -92,6 +106,24 @@ class GraphSynapses:
         for v in self.values:
             v[...] = 0
 
+    def scale(self, factor: float, layer: int | None = None, head: int | None = None) -> None:
+        """``S *= factor`` for every synapse, or those of one ``layer`` and/or one ``head`` (None: all)."""
+        for v in self.values if head is None else [self.values[head]]:
+            v[_block(layer)] *= factor
+
+    def locate(self, head: int, pre, post):
+        """The positions in ``head``'s graph of the pairs ``(pre[p], post[p])`` that are synapses (the others do
+        not exist, so they are zero already), as the index array that :meth:`zero` takes."""
+        g = self.graphs[head]
+        b = self.backend
+        rows = sp.csr_array((np.arange(1, g.nnz + 1), b.to_numpy(g.indices), b.to_numpy(g.indptr)), shape=g.shape)
+        found = np.asarray(rows[np.asarray(post), np.asarray(pre)]).ravel()  # position + 1, 0 where absent
+        return b.index_array(found[found > 0] - 1)
+
+    def zero(self, layer: int, head: int, where) -> None:
+        """``S[i, j] = 0`` for the pairs located by :meth:`locate`."""
+        self.values[head][layer, where] = 0
+
     def read(self, layer, head, k: Active, out) -> int:
         """``out += S @ k``."""
         g = self.graphs[head]
@@ -126,6 +158,11 @@ class GraphSynapses:
             _check_array(arrays, f"synapses_head{h}", tuple(v.shape), where)
         for h, v in enumerate(self.values):
             v[...] = self.backend.asarray(arrays[f"synapses_head{h}"], v.dtype)
+
+
+def _block(index: int | None):
+    """An index of the synapse arrays: one layer or head, or all of them (None)."""
+    return slice(None) if index is None else index
 
 
 def _check_array(arrays: dict, key: str, shape: tuple, where: str) -> None:
