@@ -7,8 +7,9 @@ Two ways to read the training text:
 - carried state (``carry_state=True``): ``batch_size`` *streams*. A stream starts at a random byte of a random
   document (documents drawn in proportion to their length), with a zero state at position 0, and reads on
   window by window; each window starts from the synaptic state ``rho`` the previous window of its stream left
-  and continues its positions. Gradients stop at window boundaries, so a window costs what a random window
-  costs, yet the model learns to use and live with thousands of tokens of state. A stream ends at the end of
+  and continues its positions. Gradients stop at window boundaries, so a window costs the same whatever the
+  length of its stream (1.28x a random window here: the read and write of the carried state, BENCHMARKS.md),
+  yet the model learns to use and live with thousands of tokens of state. A stream ends at the end of
   its document (the last window padded, its padding ignored by the loss) or after ``max_stream_tokens``; the
   next window of that slot starts a new stream.
 
@@ -27,9 +28,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..files import atomic_path
 from .checkpoints import load_model, save_model
 from .config import BDHConfig
-from ..files import atomic_path
 from .evaluation import POSITION_BUCKETS, bits_per_byte_by_position
 from .tensor import BDH, IGNORE_INDEX
 

@@ -38,6 +38,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import log_softmax
 import torch
 from tqdm.auto import tqdm
 
@@ -59,10 +60,8 @@ def time_constant_ladder(n_bytes: int) -> list[float]:
 
 def bits_per_prediction(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """``-log2 p(tokens[t+1] | logits[t])`` for t = 0 .. T-2: the bits of each prediction of bytes 2..T."""
-    z = np.asarray(logits, dtype=np.float64)[:-1]
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(z)), tokens[1:]] / math.log(2)
+    log_p = log_softmax(np.asarray(logits, dtype=np.float64)[:-1], axis=1)
+    return -log_p[np.arange(len(log_p)), tokens[1:]] / math.log(2)
 
 
 @dataclass

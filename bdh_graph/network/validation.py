@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.special import log_softmax
 
 from .monitors import Monitor
 from .network import build_network
@@ -31,11 +32,6 @@ def _errors(graph: np.ndarray, tensor: np.ndarray) -> tuple[float, float]:
     if scale > 0:
         return abs_err, abs_err / scale
     return abs_err, 0.0 if abs_err == 0 else float("inf")
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z.astype(np.float64) - np.max(z)
-    return z - np.log(np.sum(np.exp(z)))
 
 
 @dataclass
@@ -153,7 +149,7 @@ class _Comparison(Monitor):
                     self.net.rho(layer), self.state.rho[layer, 0].numpy())
         logits, ref_logits = record["logits"], ref_logits[0].numpy()
         result.logits_abs[t], result.logits_rel[t] = _errors(logits, ref_logits)
-        log_p, log_q = _log_softmax(ref_logits), _log_softmax(logits)
+        log_p, log_q = log_softmax(np.asarray(ref_logits, np.float64)), log_softmax(np.asarray(logits, np.float64))
         result.kl[t] = float(np.sum(np.exp(log_p) * (log_p - log_q)))
         result.top1[t] = int(np.argmax(logits)) == int(np.argmax(ref_logits))
         result.events[t] = record["events"]
