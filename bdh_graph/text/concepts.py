@@ -4,8 +4,9 @@ and matched contrast sentences, the same templates filled with words outside the
 Matching matters for the monosemantic-synapse test: a synapse that separates the two sets must respond to the
 concept word, not to the template around it.
 
-- ``concept_sentences`` / ``concept_corpus``: sampled with replacement (training text; the bundled model was
-  trained on ``concept_corpus(1200, seed=1337)``, whose output must therefore never change).
+- ``concept_sentences`` / ``concept_corpus``: sampled with replacement (training text: the bundled recipe mixes
+  ``concept_corpus(1200, seed=1337)`` into its training documents). Members have one sense only ("dirhams",
+  not "pounds", which is also a weight), so a synapse that separates the sets responds to the concept.
 - ``matched_sentences``: *distinct* concept sentences and their matched contrast sentences (same template,
   filler instead of member), for statistics on disjoint selection and test sets. It also uses the
   ``extra_templates``, which the training text never contains.
@@ -42,7 +43,7 @@ CONCEPTS: dict[str, Concept] = {
     for c in (
         Concept(
             "currency",
-            ("dollars", "euros", "yen", "pounds", "francs", "rupees", "pesos", "kronor", "rubles", "yuan",
+            ("dollars", "euros", "yen", "dirhams", "francs", "rupees", "pesos", "kronor", "rubles", "yuan",
              "dinars", "shekels"),
             ("The ticket cost twenty {}.", "She exchanged her savings into {}.", "Prices in the shop were listed in {}.",
              "He paid the whole bill in {}.", "The loan was repaid in {} last year.", "They counted the {} twice.",
