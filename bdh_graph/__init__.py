@@ -3,9 +3,11 @@
 Rooms, in the order data flows through them: ``model`` (config, tensor BDH, checkpoints, training) -> ``text``
 (byte tokens, default corpus, concept sentences) -> ``graphs`` (neuron graphs, pruning, exports) -> ``network``
 (neurons, synapses, wirings, spikes, monitors, state files, validation; run by ``kernels``) ->
-``interpretability`` and ``structure`` (statistics) -> ``plots``; ``cli`` is the ``bdh-graph`` command.
+``interpretability`` and ``structure`` (statistics) -> ``plots`` and ``interop`` (SONATA circuits, NWB
+recordings); ``cli`` is the ``bdh-graph`` command.
 """
-from .errors import BDHGraphError, CheckpointError, FileFormatError, MonitorError, NonFiniteError, StateMismatchError
+from .errors import (BDHGraphError, CheckpointError, FileFormatError, MissingExtraError, MonitorError, NonFiniteError,
+                     StateMismatchError)
 from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
 from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
@@ -14,4 +16,5 @@ from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, S
 __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK",
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
-           "Synapse", "load_recording", "BDHGraphError", "CheckpointError", "FileFormatError", "MonitorError", "StateMismatchError"]
+           "Synapse", "load_recording", "BDHGraphError", "CheckpointError", "FileFormatError", "MissingExtraError", "MonitorError",
+           "StateMismatchError"]

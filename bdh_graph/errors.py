@@ -30,3 +30,7 @@ class MonitorError(BDHGraphError, RuntimeError):
 
 class NonFiniteError(BDHGraphError, RuntimeError):
     """A NaN or infinity arose while stepping; the message names the token and the layer."""
+
+
+class MissingExtraError(BDHGraphError, ImportError):
+    """An optional package is not installed; the message names it and the extra that brings it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -42,6 +43,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder`` (and whatever was there), on
+    error it is removed, so a failed write leaves neither a partial folder nor a changed old one."""
+    folder = Path(folder).absolute()
+    if not folder.parent.is_dir():
+        raise FileNotFoundError(f"cannot write '{folder}': folder '{folder.parent}' does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
+        old = None
+        if folder.exists():
+            old = folder.with_name(f"{tmp.name}.old")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _umask() -> int:

@@ -22,7 +22,8 @@ array                           shape, dtype    content
 ==============================  ==============  =====================================================
 
 The header's meta holds ``config`` (the model's ``BDHConfig`` as a dict), ``layers`` and ``which`` (the rasters
-present) and ``run`` (what the caller says about the run: wiring, backend, mode, ...).
+present) and ``run`` (what the caller says about the run: wiring, backend, mode, ..., and ``token_ms``, the clock
+of ``bdh_graph.interop.clock``, on which ``plots.network.plot_run`` redraws it).
 """
 from __future__ import annotations
 

@@ -1,0 +1,416 @@
+"""SONATA circuits and spike files: BDH's neuron graphs for NEST (``nest.SonataNetwork``), BMTK and libsonata.
+
+SONATA (Dai et al. 2020, PLoS Comput Biol 16(2): e1007696) stores a network as node and edge populations in
+HDF5, type tables as space-separated CSV, and JSON configs. :func:`write_circuit` (a neuron graph, pruned as
+``graphs.extract`` prunes it) and :func:`write_hub_circuit` (the hub wiring: the graph's two factors) write::
+
+    DIR/circuit_config.json                    node and edge files, their type tables, the components folders
+    DIR/simulation_config.json                 a NEST run: target_simulator NEST, dt, tstop, the input drive
+    DIR/bdh_graph.json                         how the graph was made (Circuits.meta) and the clock
+    DIR/network/<population>_nodes.h5          one file and one type table per node population
+    DIR/network/<population>_node_types.csv
+    DIR/network/edges.h5, edge_types.csv       every edge population, one type table
+    DIR/components/point_neuron_models/bdh_stand_in.json   the stand-in neuron's NEST parameters
+    DIR/inputs/input_spikes.h5                 (with input neurons) the byte drive of a text
+
+**Node populations.** ``neurons``: the graph's model neurons; node id = position in the sorted list of the
+model neurons the graph has, so the index within the head for one head's analysis-form block and the global
+index (``head * N + k``) when the graph spans heads (the whole graph, and the exact form, whose presynaptic side
+is every model neuron); attributes ``neuron_id`` (global), ``head``, ``index_in_head``. ``inputs`` (exact form
+only): the V input neurons, node id = byte, attributes ``byte`` and ``label`` (the byte as a quoted bytes
+literal, ``'e'``, as in synapse addresses). ``hubs`` (hub wiring only): the d hubs, node id = hub index.
+
+**Edge populations** ``<source>_to_<target>_<circuit>``, circuit ``excitatory`` (edge type 100) or
+``inhibitory`` (type 101), so each circuit is its own population and type. The source node is presynaptic:
+the edge ``i -> j`` of ``A[i, j]``. ``syn_weight`` is the signed weight of G (inhibitory edges negative, as a
+current-based simulator expects; ``|syn_weight|`` is the circuit's weight). Each population has the SONATA
+``source_to_target`` and ``target_to_source`` indices. The neuron wiring has ``neurons_to_neurons_*`` and
+``inputs_to_neurons_*``; the hub wiring has ``neurons_to_hubs_*``, ``inputs_to_hubs_*`` (the rows of
+``pre``: E, or E_ext) and ``hubs_to_neurons_*`` (``post``: D), unpruned, so that ``A = pre @ post``.
+
+**NEST has no BDH neuron.** A BDH neuron is a rectified-linear rate unit that the network updates once per
+token; NEST simulates spiking point neurons in continuous time. The circuit therefore names a documented
+stand-in, ``iaf_psc_delta`` (leaky integrate-and-fire with delta synapses: a spike along an edge moves the
+membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``E_L = V_reset = 0 mV``,
+``V_th = 1 mV``, ``tau_m`` one token, no refractory time, and ``static_synapse`` edges with a delay of one
+``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
+what BDH computes (no synapse state sigma, no gating of y by x, no layers). Change the JSON file to use other
+parameters; ``model_template`` in the node type tables names the model.
+
+**The input drive** (``inputs/input_spikes.h5``, exact form): on the clock of :mod:`.clock`, the input neuron
+of each token's byte fires once, one ``dt`` (0.1 ms) after the token's onset (NEST takes no spike at 0 ms);
+``simulation_config.json`` runs for the text's duration. The config follows the dialect of NEST and BMTK
+(``input_file``), not the BBP extension that libsonata's ``SimulationConfig`` reads.
+
+**Streamed**: edges are written from the circuits' CSR arrays a block of rows at a time; nothing dense n x n
+is made, and beyond the circuits themselves only one block of edges and the target-to-source index (one
+integer pair per run of edges) are held.
+
+**Spike files** (:func:`write_spikes`): ``/spikes/<population>/timestamps`` (ms, attribute ``units``) and
+``node_ids``, sorted by time (attribute ``sorting = "by_time"``), as BMTK writes them and libsonata's
+``SpikeReader`` reads them. :func:`monitor_spikes` names a spiking run's populations ``<x|y>_layer<l>`` (node
+id = global neuron id, the ``neurons`` node id of a whole-graph circuit) and :func:`input_drive` gives the
+``inputs`` population.
+
+Needs the ``interop`` extra (h5py).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from tqdm.auto import tqdm
+
+from ..files import atomic_folder, atomic_path
+from ..graphs.neuron_graphs import Circuits, GraphFactors
+from ..network.address import byte_name
+from . import require
+from .clock import Clock
+
+SONATA_VERSION = [0, 1]
+MAGIC = 0x0A7A  # the SONATA HDF5 files' "magic" root attribute
+STAND_IN_MODEL = "iaf_psc_delta"
+STAND_IN_FILE = "bdh_stand_in.json"
+SYNAPSE_MODEL = "static_synapse"
+DT_MS = 0.1  # NEST's resolution in the simulation config
+EDGE_TYPES = {"excitatory": 100, "inhibitory": 101}
+NODE_TYPES = {"neurons": 100, "inputs": 200, "hubs": 300}
+CHUNK_EDGES = 2**20  # edges written per block
+PROGRESS_EDGES = 2**23  # show a progress bar from this many edges on
+INPUT_FILE = "inputs/input_spikes.h5"
+SORTING = {"none": 0, "by_id": 1, "by_time": 2}  # a spike file's "sorting" attribute, an HDF5 enum
+
+
+def _h5py():
+    return require("h5py", purpose="a SONATA file")
+
+
+# -- what a circuit is made of ------------------------------------------------------------------------------------
+
+@dataclass
+class _Nodes:
+    """A node population: its name, SONATA model type, and per-node attributes (arrays of one length)."""
+
+    name: str
+    model_type: str  # "point_neuron" or "virtual"
+    attributes: dict[str, np.ndarray]
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.attributes.values())))
+
+
+@dataclass
+class _Edges:
+    """An edge population: the non-negative CSR weights of one circuit, rows = source nodes ``source_ids``,
+    columns = target nodes ``target_ids`` (node ids within their populations)."""
+
+    source: str
+    target: str
+    circuit: str
+    weights: sparse.csr_array
+    source_ids: np.ndarray
+    target_ids: np.ndarray
+    source_size: int
+    target_size: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}_to_{self.target}_{self.circuit}"
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.circuit == "excitatory" else -1.0
+
+
+def _neuron_nodes(model_ids: np.ndarray, N: int | None) -> _Nodes:
+    ids = model_ids.astype(np.int64)
+    heads = ids // N if N else np.zeros_like(ids)
+    return _Nodes("neurons", "point_neuron", {"neuron_id": ids, "head": heads,
+                                              "index_in_head": ids - heads * N if N else ids})
+
+
+def _input_nodes(vocab_size: int) -> _Nodes:
+    byte = np.arange(vocab_size, dtype=np.int64)
+    return _Nodes("inputs", "virtual", {"byte": byte, "label": np.array([byte_name(b) for b in byte], dtype=object)})
+
+
+def _split_rows(ids: np.ndarray, n: int) -> tuple[slice, slice]:
+    """Rows of model neurons (ids < n) and of input neurons (ids >= n); ``ids`` is sorted."""
+    m = int(np.searchsorted(ids, n))
+    return slice(0, m), slice(m, ids.size)
+
+
+def _row_block(A: sparse.csr_array, rows: slice) -> sparse.csr_array:
+    """Rows ``rows`` of ``A`` sharing its arrays (no copy of the edges)."""
+    lo, hi = A.indptr[rows.start], A.indptr[rows.stop]
+    indptr = A.indptr[rows.start:rows.stop + 1] - lo
+    return sparse.csr_array((A.data[lo:hi], A.indices[lo:hi], indptr), shape=(rows.stop - rows.start, A.shape[1]),
+                            copy=False)
+
+
+def circuit_parts(circuits: Circuits) -> tuple[list[_Nodes], list[_Edges]]:
+    """The node and edge populations of a neuron graph (module doc)."""
+    meta = circuits.meta
+    n, N = meta.get("n_neurons"), meta.get("neurons_per_head")
+    if n is None:
+        raise ValueError("circuits: meta lacks 'n_neurons' (how many model neurons the graph's ids count); write "
+                         "graphs made by bdh_graph.graphs.extract or neuron_graph")
+    pre_ids, post_ids = circuits.pre_ids, circuits.post_ids
+    if post_ids.size and post_ids.max() >= n:
+        raise ValueError(f"circuits: postsynaptic ids must be model neurons (< n = {n}), got {post_ids.max()}")
+    model_ids = np.union1d(pre_ids[pre_ids < n], post_ids)
+    nodes = [_neuron_nodes(model_ids, N)]
+    model_rows, input_rows = _split_rows(pre_ids, n)
+    targets = np.searchsorted(model_ids, post_ids)
+    sources = {"neurons": (model_rows, np.searchsorted(model_ids, pre_ids[model_rows]), model_ids.size)}
+    if input_rows.stop > input_rows.start:
+        V = int(meta.get("vocab_size", pre_ids.max() - n + 1))
+        nodes.append(_input_nodes(V))
+        sources["inputs"] = (input_rows, pre_ids[input_rows] - n, V)
+    edges = [_Edges(source, "neurons", name, _row_block(circuits.circuit(name), rows), ids, targets, size,
+                    model_ids.size)
+             for source, (rows, ids, size) in sources.items() for name in EDGE_TYPES]
+    return nodes, edges
+
+
+def hub_parts(factors: GraphFactors) -> tuple[list[_Nodes], list[_Edges]]:
+    """The node and edge populations of the hub wiring ``A = pre @ post`` (module doc): every entry of both
+    factors is an edge (zero entries excepted)."""
+    meta = factors.meta
+    n, N, d = meta["n_neurons"], meta.get("neurons_per_head"), factors.pre.shape[1]
+    pre_ids, post_ids = factors.pre_ids, factors.post_ids
+    model_ids = np.union1d(pre_ids[pre_ids < n], post_ids)
+    nodes = [_neuron_nodes(model_ids, N), _Nodes("hubs", "point_neuron", {"hub": np.arange(d, dtype=np.int64)})]
+    hubs = np.arange(d)
+    model_rows, input_rows = _split_rows(pre_ids, n)
+    parts = [("neurons", "hubs", factors.pre[model_rows], np.searchsorted(model_ids, pre_ids[model_rows]),
+              model_ids.size, hubs, d)]
+    if input_rows.stop > input_rows.start:
+        V = int(meta.get("vocab_size", pre_ids.max() - n + 1))
+        nodes.append(_input_nodes(V))
+        parts.append(("inputs", "hubs", factors.pre[input_rows], pre_ids[input_rows] - n, V, hubs, d))
+    parts.append(("hubs", "neurons", factors.post, hubs, d, np.searchsorted(model_ids, post_ids), model_ids.size))
+    edges = []
+    for source, target, W, source_ids, source_size, target_ids, target_size in parts:
+        for name, sign in (("excitatory", 1.0), ("inhibitory", -1.0)):
+            A = sparse.csr_array(np.maximum(sign * W, 0.0))
+            edges.append(_Edges(source, target, name, A, source_ids, target_ids, source_size, target_size))
+    return nodes, edges
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+
+def check_output_folder(folder, overwrite: bool = False) -> Path:
+    """``folder`` if a circuit may be written there: missing, empty, or (with ``overwrite``) a folder whose
+    contents will be replaced; its parent must exist. Checked before any work starts."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"SONATA output '{folder}' is a file; expected a folder (it is created if missing)")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise ValueError(f"SONATA output folder '{folder}' exists and is not empty; choose another folder or "
+                         "replace it with --overwrite (overwrite=True)")
+    if not folder.absolute().parent.is_dir():
+        raise FileNotFoundError(f"cannot write '{folder}': folder '{folder.absolute().parent}' does not exist")
+    return folder
+
+
+def _sonata_file(h5py, path: Path):
+    f = h5py.File(path, "w")
+    f.attrs["magic"] = np.uint32(MAGIC)
+    f.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
+    return f
+
+
+def _write_nodes(h5py, path: Path, nodes: _Nodes) -> None:
+    with _sonata_file(h5py, path) as f:
+        g = f.create_group(f"nodes/{nodes.name}")
+        g["node_type_id"] = np.full(nodes.size, NODE_TYPES[nodes.name], np.int64)
+        g["node_group_id"] = np.zeros(nodes.size, np.int64)
+        g["node_group_index"] = np.arange(nodes.size, dtype=np.int64)
+        attributes = g.create_group("0")
+        for key, values in nodes.attributes.items():
+            attributes.create_dataset(key, data=values, dtype=h5py.string_dtype() if values.dtype == object else None)
+
+
+def _chunks(indptr: np.ndarray, chunk_edges: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``chunk_edges`` edges each (a row is never split)."""
+    cuts = np.searchsorted(indptr, np.arange(chunk_edges, indptr[-1], chunk_edges), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts, [indptr.size - 1]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def _index(group, name: str, n_nodes: int, nodes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+    """The SONATA index ``name``: runs ``[starts, ends)`` of edge ids, each of one node (``nodes``, the runs of a
+    node consecutive), as ``range_to_edge_id``, and for each node its ranges, ``node_id_to_ranges``."""
+    g = group.create_group(f"indices/{name}")
+    node_to_ranges = np.zeros((n_nodes, 2), np.int64)
+    if nodes.size:
+        first = np.flatnonzero(np.r_[True, nodes[1:] != nodes[:-1]])
+        node_to_ranges[nodes[first], 0] = first
+        node_to_ranges[nodes[first], 1] = np.r_[first[1:], nodes.size]
+    g["node_id_to_ranges"] = node_to_ranges
+    g["range_to_edge_id"] = np.stack([starts, ends], axis=1).astype(np.int64).reshape(-1, 2)
+
+
+def _write_edge_population(f, edges: _Edges, progress) -> int:
+    A = edges.weights
+    E = int(A.nnz)
+    g = f.create_group(f"edges/{edges.name}")
+    source = g.create_dataset("source_node_id", (E,), np.int64)
+    target = g.create_dataset("target_node_id", (E,), np.int64)
+    source.attrs["node_population"] = edges.source
+    target.attrs["node_population"] = edges.target
+    g["edge_type_id"] = np.full(E, EDGE_TYPES[edges.circuit], np.int64)
+    g["edge_group_id"] = np.zeros(E, np.int64)
+    g["edge_group_index"] = np.arange(E, dtype=np.int64)
+    weight = g.create_group("0").create_dataset("syn_weight", (E,), np.float64)
+    for r0, r1 in tqdm(_chunks(A.indptr, CHUNK_EDGES), desc=edges.name, unit="block", leave=False,
+                       disable=not progress):
+        lo, hi = int(A.indptr[r0]), int(A.indptr[r1])
+        source[lo:hi] = np.repeat(edges.source_ids[r0:r1], np.diff(A.indptr[r0:r1 + 1]))
+        target[lo:hi] = edges.target_ids[A.indices[lo:hi]]
+        weight[lo:hi] = edges.sign * A.data[lo:hi]
+    # source_to_target: rows are in source order, so each source node has one run of edges
+    has = np.flatnonzero(np.diff(A.indptr))
+    _index(g, "source_to_target", edges.source_size, edges.source_ids[has], A.indptr[has], A.indptr[has + 1])
+    # target_to_source: edge ids by target (target ids increase with the column), cut into runs of consecutive
+    # ids of one target
+    order = np.argsort(A.indices, kind="stable")
+    columns = A.indices[order]
+    breaks = np.flatnonzero((np.diff(order) != 1) | (np.diff(columns) != 0)) + 1
+    firsts, lasts = np.r_[0, breaks][:E], np.r_[breaks - 1, E - 1][:E]
+    _index(g, "target_to_source", edges.target_size, edges.target_ids[columns[firsts]], order[firsts],
+           order[lasts] + 1)
+    return E
+
+
+def _csv(path: Path, header: list[str], rows: list[list]) -> None:
+    """A SONATA type table: space-separated columns (values must not contain spaces)."""
+    lines = [" ".join(header)] + [" ".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def input_drive(tokens, clock: Clock = Clock()) -> tuple[np.ndarray, np.ndarray]:
+    """The ``inputs`` spikes of a text: node ids (the bytes) and times in ms, one ``dt`` after each token's onset
+    (NEST refuses a spike at 0 ms)."""
+    tokens = np.asarray(tokens, np.int64).reshape(-1)
+    return tokens, np.asarray(clock.onset_ms(np.arange(tokens.size)), np.float64).reshape(-1) + DT_MS
+
+
+def write_spikes(path, populations: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    """A SONATA spike file (module doc): ``populations[name] = (node_ids, times_ms)``, written sorted by time,
+    atomically."""
+    h5py = _h5py()
+    with atomic_path(path) as tmp, _sonata_file(h5py, tmp) as f:
+        for name, (node_ids, times) in populations.items():
+            node_ids, times = np.asarray(node_ids, np.int64).reshape(-1), np.asarray(times, np.float64).reshape(-1)
+            if node_ids.shape != times.shape:
+                raise ValueError(f"spikes of population {name!r}: {node_ids.size} node ids but {times.size} times")
+            order = np.lexsort((node_ids, times))
+            g = f.create_group(f"spikes/{name}")
+            g.attrs.create("sorting", SORTING["by_time"], dtype=h5py.enum_dtype(SORTING, basetype="u1"))
+            g.create_dataset("timestamps", data=times[order]).attrs["units"] = "ms"
+            g.create_dataset("node_ids", data=node_ids[order].astype(np.uint64))
+    return Path(path)
+
+
+def monitor_spikes(monitor, clock: Clock = Clock()) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The spikes a ``SpikeMonitor`` recorded, by SONATA population: ``<population>_layer<l>`` (global neuron
+    ids, times in ms on ``clock``) and ``inputs``, the byte drive of the tokens it saw (:func:`input_drive`)."""
+    spikes = {"inputs": input_drive(monitor.tokens, clock)}
+    for layer in monitor.layers:
+        for population in monitor.populations:
+            token, step, neuron = monitor.spikes(layer, population)
+            spikes[f"{population}_layer{layer}"] = (neuron, clock.spike_ms(token, step, monitor.spike_steps))
+    return spikes
+
+
+def _write(folder, nodes: list[_Nodes], edges: list[_Edges], meta: dict, tokens, clock: Clock, overwrite: bool,
+           circuit: str, progress: bool | None) -> dict:
+    h5py = _h5py()
+    if circuit not in ("both", *EDGE_TYPES):
+        raise ValueError(f"circuit must be 'excitatory', 'inhibitory' or 'both', got {circuit!r}")
+    edges = [e for e in edges if circuit in ("both", e.circuit)]
+    folder = Path(folder)
+    total = sum(e.weights.nnz for e in edges)
+    show = total >= PROGRESS_EDGES if progress is None else progress
+    has_inputs = any(p.name == "inputs" for p in nodes)
+    tokens = None if tokens is None or not has_inputs else np.asarray(tokens, np.int64).reshape(-1)
+    with atomic_folder(check_output_folder(folder, overwrite)) as tmp:
+        for sub in ("network", "components/point_neuron_models", *(["inputs"] if has_inputs else [])):
+            (tmp / sub).mkdir(parents=True)
+        node_entries = []
+        for p in nodes:
+            _write_nodes(h5py, tmp / f"network/{p.name}_nodes.h5", p)
+            template = f"nest:{STAND_IN_MODEL}" if p.model_type == "point_neuron" else "NONE"
+            params = STAND_IN_FILE if p.model_type == "point_neuron" else "NONE"
+            _csv(tmp / f"network/{p.name}_node_types.csv",
+                 ["node_type_id", "model_type", "model_template", "dynamics_params", "pop_name"],
+                 [[NODE_TYPES[p.name], p.model_type, template, params, p.name]])
+            node_entries.append({"nodes_file": f"$BASE_DIR/network/{p.name}_nodes.h5",
+                                 "node_types_file": f"$BASE_DIR/network/{p.name}_node_types.csv",
+                                 "populations": {p.name: {"type": p.model_type}}})
+        with _sonata_file(h5py, tmp / "network/edges.h5") as f:
+            for e in edges:
+                _write_edge_population(f, e, show)
+        _csv(tmp / "network/edge_types.csv", ["edge_type_id", "model_template", "delay", "circuit"],
+             [[EDGE_TYPES[c], SYNAPSE_MODEL, DT_MS, c] for c in EDGE_TYPES])
+        stand_in = {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": 1.0, "tau_m": clock.token_ms, "t_ref": 0.0}
+        (tmp / f"components/point_neuron_models/{STAND_IN_FILE}").write_text(json.dumps(stand_in, indent=2))
+        circuit = {
+            "manifest": {"$BASE_DIR": "."},
+            "components": {"point_neuron_models_dir": "$BASE_DIR/components/point_neuron_models"},
+            "networks": {"nodes": node_entries,
+                         "edges": [{"edges_file": "$BASE_DIR/network/edges.h5",
+                                    "edge_types_file": "$BASE_DIR/network/edge_types.csv",
+                                    "populations": {e.name: {"type": "chemical"} for e in edges}}]},
+        }
+        n_tokens = 1 if tokens is None else max(1, tokens.size)
+        simulation = {"manifest": {"$BASE_DIR": "."}, "network": "$BASE_DIR/circuit_config.json",
+                      "target_simulator": "NEST",
+                      "run": {"dt": DT_MS, "tstop": clock.duration_ms(n_tokens)},
+                      "output": {"output_dir": "$BASE_DIR/output", "spikes_file": "spikes.h5"}}
+        if has_inputs:
+            drive = input_drive(np.zeros(0, np.int64) if tokens is None else tokens, clock)
+            write_spikes(tmp / INPUT_FILE, {"inputs": drive})
+            simulation["inputs"] = {"bytes": {"input_type": "spikes", "module": "sonata",
+                                              "input_file": f"$BASE_DIR/{INPUT_FILE}", "node_set": "inputs"}}
+        (tmp / "circuit_config.json").write_text(json.dumps(circuit, indent=2))
+        (tmp / "simulation_config.json").write_text(json.dumps(simulation, indent=2))
+        about = {"graph": meta, "token_ms": clock.token_ms, "tokens": None if tokens is None else int(tokens.size),
+                 "edges": {e.name: int(e.weights.nnz) for e in edges}, "stand_in_model": STAND_IN_MODEL}
+        (tmp / "bdh_graph.json").write_text(json.dumps(about, indent=2, default=str))
+    return {"circuit_config": folder / "circuit_config.json", "simulation_config": folder / "simulation_config.json",
+            "nodes": {p.name: p.size for p in nodes}, "edges": {e.name: int(e.weights.nnz) for e in edges}}
+
+
+def write_circuit(circuits: Circuits, folder, tokens=None, clock: Clock = Clock(), overwrite: bool = False,
+                  circuit: str = "both", progress: bool | None = None) -> dict:
+    """Write a neuron graph as a SONATA circuit in ``folder`` (module doc); return its two configs
+    (``circuit_config``, ``simulation_config``) and the sizes of its node and edge populations (``nodes``,
+    ``edges``).
+
+    ``tokens`` (the bytes of a text) drive the input neurons of an exact-form graph on ``clock``; ``circuit``
+    (``"excitatory"``, ``"inhibitory"`` or ``"both"``) chooses the edge populations; ``folder`` must be missing
+    or empty unless ``overwrite``; a failed write leaves no partial circuit (and the old one intact).
+    """
+    nodes, edges = circuit_parts(circuits)
+    return _write(folder, nodes, edges, {**circuits.meta, "wiring": "neuron"}, tokens, clock, overwrite, circuit,
+                  progress)
+
+
+def write_hub_circuit(factors: GraphFactors, folder, tokens=None, clock: Clock = Clock(), overwrite: bool = False,
+                      circuit: str = "both", progress: bool | None = None) -> dict:
+    """Write the hub wiring of a graph, ``A = pre @ post`` through its d hubs, as a SONATA circuit (module doc);
+    otherwise as :func:`write_circuit`."""
+    nodes, edges = hub_parts(factors)
+    return _write(folder, nodes, edges, {**factors.meta, "wiring": "hub"}, tokens, clock, overwrite, circuit,
+                  progress)
+
+
+__all__ = ["write_circuit", "write_hub_circuit", "write_spikes", "monitor_spikes", "input_drive",
+           "check_output_folder", "STAND_IN_MODEL"]
