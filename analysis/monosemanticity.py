@@ -8,8 +8,9 @@ half (50 vs 50, the paper's test size) tests them:
   concept (mean after concept sentences > |mean after contrast sentences|; ``--any-direction`` drops this) and
   best separate the selection sentences, each tested once on the held-out sentences with a one-sided Mann-Whitney U test
   (U of 2500, p, Bonferroni over the top-k, rank-biserial), written to ``table.md`` and ``results.json``;
-- per concept, the best synapse's state token by token over held-out sentences (``<concept>_trace.png``) and
-  its held-out values (``<concept>_test.png``);
+- per concept, the best synapse's state token by token over a few held-out sentences, each read from a zero
+  state as the test reads it (``<concept>_trace.png``), and its held-out values with the test
+  (``<concept>_test.png``);
 - a control on the first concept: the same sentences with the concept/contrast labels shuffled, which should
   give no significant synapse;
 - sparsity of x and y over a held-out passage of the default corpus (``sparsity.png``).
@@ -70,20 +71,20 @@ def main() -> None:
     for label, concept, contrast in runs:
         start = time.perf_counter()
         found = find_concept_synapses(model, concept, contrast, top_k=args.top_k, alpha=args.alpha, seed=args.seed,
-                                      strengthening=not args.any_direction)
+                                      strengthening=not args.any_direction, progress=True)
         seconds = time.perf_counter() - start
         results[label] = {**found.to_dict(), "seconds": seconds}
         if found.synapses:
             results[label]["figures"] = [
                 str(plot_concept_synapse(model, found, args.out / f"{label}_trace.png", label)),
-                str(plot_concept_synapse_test(found, model.config, args.out / f"{label}_test.png"))]
+                str(plot_concept_synapse_test(found, model.config, args.out / f"{label}_test.png", label))]
         lines += [f"## {label}", "", f"{found.entries_screened:,} entries screened on "
                   f"{len(found.split.selection_concept)} vs {len(found.split.selection_contrast)} selection sentences, "
                   f"tested on {len(found.split.test_concept)} vs {len(found.split.test_contrast)} held-out "
                   f"sentences ({seconds:.0f} s).", "", "```", found.table(model.config), "```", "",
                   found.summary(model.config), ""]
         print(f"{label}: {found.summary(model.config)} [{seconds:.0f} s]", flush=True)
-    stats = sparsity(model, default_passage(4096))
+    stats = sparsity(model, default_passage(4096), progress=True)
     results["sparsity"] = {**stats.to_dict(), "figure": str(plot_sparsity(stats, args.out / "sparsity.png"))}
     lines += ["## sparsity", "", stats.summary(), ""]
     print(stats.summary())

@@ -1,18 +1,22 @@
 """The paper's section 5.5 structure study, for any checkpoint: one figure set per head.
 
-For each head of ``G_x = D_x E`` (the analysis form, the head's diagonal block, excitatory circuit):
+For each head of ``G_x = D_x E`` (the analysis form, the head's diagonal block, excitatory circuit), at the
+paper's edge density (46,820 / 8,192 = 5.715 edges per neuron):
 
-- the histogram of all entries of G, with the beta of the paper's edge density marked;
-- modularity (Louvain, best of ``--seeds``) against the number of edges, next to G(n, m), degree-preserving
-  rewiring and the thresholded random product P1 P2^T at the same edge counts;
-- in- and out-degree distributions at the paper's density with Clauset-Shalizi-Newman power-law fits;
-- the strongest hubs, coloured by community.
+- the histogram of all entries of G, with the cut of each circuit marked;
+- in- and out-degree CCDFs with Clauset-Shalizi-Newman power-law fits and their verdicts;
+- modularity (Louvain, best of ``--seeds``, with the spread over seeds) against the number of edges, next to
+  G(n, m), degree-preserving rewiring and the thresholded random product P1 P2^T at the same edge counts, with the
+  share of nodes in each graph's largest connected component;
+- the adjacency matrix ordered by Louvain community;
+- with ``--baseline untrained``, the same analysis of ``BDH(config)`` after ``torch.manual_seed(--baseline-seed)``
+  at the same edge counts, side by side in the reports and on the degree and modularity figures.
 
-Edge counts are given per neuron (``--densities``, times N); the paper's density is 46,820 / 8,192 = 5.715.
-The paper's sweep reaches 2^20 edges per head; networkx's Louvain needs minutes per seed there, so the default
-grid stops at 32 edges per neuron (install python-igraph for a faster Louvain).
+Edge counts of the modularity sweep are given per neuron (``--densities``, times N; the paper's density is
+always one of them). The paper's sweep reaches 2^20 edges per head; the default grid stops at 32 edges per neuron.
 
-    python analysis/structure.py [CHECKPOINT] --out runs/structure [--heads 0 1] [--densities 0.5 1 2 5.715 16 32]
+    python analysis/structure.py [CHECKPOINT] --out runs/structure [--heads 0 1] [--densities 0.5 1 2 16 32]
+        [--baseline untrained]
 """
 from __future__ import annotations
 
@@ -26,19 +30,21 @@ from bdh_graph.files import atomic_path
 from bdh_graph.graphs import Strongest, entry_histogram, graph_factors, paper_edge_count, product_graph
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.plots.structure import plot_structure
-from bdh_graph.structure.report import analyze_structure
-from bdh_graph.structure.sweep import betas_for_edges
+from bdh_graph.structure.baseline import untrained_like
+from bdh_graph.structure.report import analyze_graph
 
 
 def study_head(model, head: int, args) -> dict:
     factors = graph_factors(model, args.which, "analysis", head)
     N = factors.shape[1]
-    counts = sorted({max(1, round(rho * N)) for rho in args.densities} | {paper_edge_count(N)})
-    circuits = product_graph(factors, Strongest(max(counts)), progress=True)
-    betas = betas_for_edges(circuits.excitatory, [m for m in counts if m <= circuits.n_excitatory])
-    beta = float(betas_for_edges(circuits.excitatory, [paper_edge_count(N)])[0])
-    analysis = analyze_structure(circuits, "excitatory", beta, betas, args.seeds, args.bootstrap,
-                                 seed=args.seed + head, progress=True)
+    m = paper_edge_count(N)
+    circuits = product_graph(factors, Strongest(m), progress=True)
+    ladder = sorted({rho * N / m for rho in args.densities} | {1.0})
+    baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, "analysis", head)
+                if args.baseline == "untrained" else None)
+    analysis = analyze_graph(factors, circuits, "excitatory", None, ladder, baseline=baseline,
+                             baseline_meta={"kind": "untrained", "seed": args.baseline_seed}, seeds=args.seeds,
+                             n_bootstrap=args.bootstrap, seed=args.seed + head, progress=True)
     hist_counts, hist_edges = entry_histogram(factors)
     name = f"G_{args.which} head {head}"
     figures = plot_structure(analysis, hist_counts, hist_edges, args.out, name, suffix=f"_head{head}")
@@ -60,6 +66,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", choices=("none", "untrained"), default="none")
+    parser.add_argument("--baseline-seed", type=int, default=0)
     args = parser.parse_args()
     model = load_model(args.checkpoint)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -68,9 +76,10 @@ def main() -> None:
     for head in heads:
         reports[head] = report = study_head(model, head, args)
         sweep = ", ".join(f"m={p['edges']}: Q={p['Q']:.3f} (nulls " +
-                          "/".join(f"{p[k]:.3f}" for k in p if k.startswith("Q_")) + ")" for p in report["sweep"])
+                          "/".join(f"{v['Q']:.3f}" for v in p["nulls"].values()) + ")" for p in report["sweep"])
         alphas = {k: report["power_law"][k].get("alpha", np.nan) for k in ("in", "out")}
-        print(f"head {head}: alpha in {alphas['in']:.2f}, out {alphas['out']:.2f}; {sweep}", flush=True)
+        print(f"head {head}: alpha in {alphas['in']:.2f}, out {alphas['out']:.2f}; {sweep}; "
+              f"{report['modularity']['verdict']}", flush=True)
     with atomic_path(args.out / "structure.json") as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "heads": reports}, indent=2,
                                   default=str))

@@ -1,8 +1,9 @@
 """Speed and memory of the structure analysis at the released default size (n = 32768, d = 256, 4 heads of 8192).
 
-1. ``bdh-graph analyze`` of head 0 (8192 neurons): the paper's edge density (the 46,820 strongest excitatory
-   edges), Louvain best of 5 seeds, the three null models, a 100-set power-law bootstrap for each degree.
-   Wall time and peak resident memory of the command.
+1. ``bdh-graph analyze --baseline untrained`` of head 0 (8192 neurons): the paper's edge density (the 46,820
+   strongest excitatory edges), a 100-set power-law bootstrap for each degree, Louvain best of 5 seeds on the graph
+   and the three null models at each of the 5 edge counts of the default ladder (m/4 .. 4m), and all of it again
+   for the untrained baseline (``--baseline-seed 1``). Wall time, stage times and peak resident memory.
 2. Extraction of the whole thresholded graph G_x (32768 x 32768, ``Threshold(beta)`` at the beta of step 1):
    time, edges kept, peak resident memory of a fresh process and tracemalloc's peak during the extraction alone.
    A dense n x n float64 matrix would take 8 GiB.
@@ -11,7 +12,7 @@ The model is ``BDH(BDHConfig())`` after ``torch.manual_seed(0)``: untrained, its
 so beta is chosen by edge count (the paper's density), not as the paper's 1.2. Each step runs in its own process.
 
     python benchmarks/bench_structure.py [--out DIR] [--bootstrap 100] [--seeds 5] [--backend networkx|igraph]
-        [--skip-whole-graph]
+        [--no-baseline] [--skip-whole-graph] [--json FILE]
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--backend", choices=("networkx", "igraph"), default=None,
                         help="Louvain implementation (default: igraph when installed, else networkx)")
+    parser.add_argument("--no-baseline", action="store_true", help="analyse without the untrained baseline")
     parser.add_argument("--skip-whole-graph", action="store_true", help="only time the analysis of one head")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     parser.add_argument("--whole-graph-child", nargs=2, metavar=("CHECKPOINT", "BETA"), help=argparse.SUPPRESS)
@@ -87,6 +89,8 @@ def main() -> None:
         text, seconds, rss = run_child([sys.executable, "-c", RUN_CLI, "analyze", checkpoint, "--head", "0",
                                         "--seeds", str(args.seeds), "--bootstrap", str(args.bootstrap),
                                         "--out", str(out), "--json",
+                                        *([] if args.no_baseline else ["--baseline", "untrained",
+                                                                       "--baseline-seed", "1"]),
                                         *(["--backend", args.backend] if args.backend else [])])
         report = json.loads(text)
         analyze = {"seconds": seconds, "peak_rss_mib": rss, "nodes": report["graph"]["nodes"],
@@ -94,7 +98,9 @@ def main() -> None:
                    "stages_s": report["timings_s"], "Q": report["modularity"]["Q"],
                    "backend": report["modularity"]["backend"],
                    "Q_nulls": {k: v["Q"] for k, v in report["modularity"]["nulls"].items()},
-                   "alpha": {k: report["power_law"][k].get("alpha") for k in ("in", "out")}}
+                   "alpha": {k: report["power_law"][k].get("alpha") for k in ("in", "out")},
+                   "ladder_edges": [p["edges"] for p in report["sweep"]],
+                   "baseline_stages_s": report["baseline"]["timings_s"] if "baseline" in report else None}
         print(f"analyze head 0: {seconds:.1f} s wall, peak RSS {rss:.0f} MiB; {analyze}", flush=True)
         whole = None
         if not args.skip_whole_graph:

@@ -11,6 +11,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,12 @@ from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 
 from bdh_graph.cli import build_parser, main
 from bdh_graph.cli.demo import DEMO_SECTIONS
-from bdh_graph.model.evaluation import next_byte_report
+from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
+from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
+from bdh_graph.network.memory import memory_experiments
 from bdh_graph.network.recordings import load_recording
-from bdh_graph.text import decode, encode
+from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,10 +42,26 @@ def usage_error(capsys, argv) -> str:
     return capsys.readouterr().err
 
 
-def test_info_reports_sizes(capsys, checkpoint):
+def test_info_reports_sizes_and_the_scale_of_beta(capsys, checkpoint):
     info = run_json(capsys, "info", checkpoint)
     assert info["neurons"] == CONFIG.n_neurons == 64 and info["neurons_per_head"] == 32
     assert info["parameters"] == 2 * 2 * 16 * 32 + 64 * 16 + 2 * 256 * 16
+    model = load_model(checkpoint)
+    for which in "xy":
+        scale = info["beta_scale"][f"G_{which}"]
+        network = dense_neuron_graph(model, which, "exact")  # the network's wiring: the whole exact graph
+        assert scale["network"]["largest"] == pytest.approx(np.abs(network).max(), rel=1e-12)
+        assert scale["network"]["paper_edges"] == paper_edge_count(64)
+        assert len(scale["heads"]) == 2
+        for head, row in enumerate(scale["heads"]):
+            A = dense_neuron_graph(model, which, "analysis", head)
+            strongest = np.sort(A[A > 0])[::-1]
+            assert row["largest"] == pytest.approx(np.abs(A).max(), rel=1e-12)
+            assert row["paper_beta"] == pytest.approx(strongest[paper_edge_count(32) - 1], rel=1e-12)
+    assert main(["info", checkpoint]) == 0
+    text = capsys.readouterr().out
+    assert "the scale of beta (a threshold keeps the edges with |G| >= beta)" in text
+    assert "G_x (exact form, whole graph)" in text and "validate, step, memory --beta" in text
 
 
 def test_generate_is_seeded_and_continues_the_prompt(capsys, checkpoint):
@@ -74,19 +93,32 @@ def test_demo_announces_each_section_and_writes_its_files(capsys, checkpoint, tm
     assert main(["demo", checkpoint, "--text", str(tmp_path / "t.txt"), "--out", str(out), "--json"]) == 0
     printed = capsys.readouterr()
     report, err = json.loads(printed.out), printed.err
-    steps = len(DEMO_SECTIONS) + 1
+    steps = len(DEMO_SECTIONS) + 2
     announced = [line for line in err.splitlines() if line.startswith("[")]
     assert [line.split("]")[0] + "]" for line in announced] == [f"[{k}/{steps}]" for k in range(1, steps + 1)]
-    for line, section in zip(announced[1:], DEMO_SECTIONS):
-        assert line.startswith(f"[{DEMO_SECTIONS.index(section) + 2}/{steps}] {section.name}:") and str(out) in line
+    assert announced[0].startswith(f"[1/{steps}] long text:")  # the demo opens with the long-text result
+    for line, section in zip(announced[2:], DEMO_SECTIONS):
+        assert line.startswith(f"[{DEMO_SECTIONS.index(section) + 3}/{steps}] {section.name}:") and str(out) in line
+    model = load_model(checkpoint)
+    documents, held_out = split_documents_held_out(default_documents())
+    assert report["long_text"]["bits_per_byte"] == bits_per_byte_by_position(model, held_out)["bits_per_byte"]
+    assert report["long_text"]["segments"] == len(held_out) // 4096
+    horizon = memory_experiments(model, encode("The quick brown fox jumps over the dog."), layers=[], heads=[],
+                                 strongest=[], repeat_bytes=2, tensor=False).horizon
+    assert [h["bits_per_byte"] for h in report["memory"]["horizon"]] == [r.bits_per_byte for r in horizon]
     assert report["tokens"] == 39 and len(report["predictions"]) == 5
     assert report["network"]["exact"]["max_rel"] < 1e-9  # the hub network equals the tensor model
     assert report["spikes"]["validation"]["spike_steps"] == 16
     recording = load_recording(out / "network" / "recordings.npz")
     assert recording.tokens.tolist() == list(b"The quick brown fox jumps over the dog.")
-    for name in ("degrees.png", "network/raster.png", "network/sparsity.png", "network/synapses.png",
-                 "spikes/spike_raster.png", "spikes/population_rate.png", "spikes/spikes.npz"):
+    for name in ("long_text.png", "memory_horizon.png", "degrees.png", "network/raster.png", "network/sparsity.png", "network/synapses.png",
+                 "spikes/spike_raster.png", "spikes/population_rate.png", "spikes/spikes.npz",
+                 "concept_synapse.png", "concept_synapse_test.png"):
         assert (out / name).read_bytes()[:4] in (b"\x89PNG", b"PK\x03\x04"), name
+    assert report["synapses"]["figures"] == [str(out / "concept_synapse.png"), str(out / "concept_synapse_test.png")]
+    pruned = report["network"]["summary"].splitlines()[1]  # the pruned network's fidelity, beside the exact one's
+    assert "(neuron wiring, an approximation)" in pruned and "(exact hub wiring: " in pruned
+    assert "KL: nats per byte lost" in report["network"]["summary"]
 
 
 def test_errors_name_the_command_and_the_input(capsys, tmp_path):

@@ -23,6 +23,8 @@ from bdh_graph.graphs import (
     product_graph,
     prune_from_options,
 )
+from bdh_graph.graphs.pruning import check_keeps_edges
+from bdh_graph.graphs.scale import check_network_pruning, graph_name, graph_scale
 from bdh_graph.structure.degrees import in_degree, out_degree
 from helpers import test_seed
 
@@ -198,6 +200,37 @@ def test_extract_keeps_the_paper_density_by_default():
     with pytest.raises(ValueError, match=r"no excitatory edge of G_y is left by Threshold\(beta=1000000.0\) "
                                          r"\(the largest \|G\| is"):
         extract(model, "y", beta=1e6, circuit="excitatory")
+
+
+def test_the_scale_of_beta_against_the_dense_graph():
+    model = random_model(9)
+    for which, form, head in (("x", "analysis", 1), ("y", "exact", None)):
+        A = dense_neuron_graph(model, which, form, head)
+        scale = graph_scale(model, which, form, head)
+        m = paper_edge_count(A.shape[1])
+        assert scale.graph == graph_name(which, form, head) and scale.paper_edges == m
+        assert scale.largest == pytest.approx(np.abs(A).max(), rel=1e-12)
+        assert scale.paper_beta == pytest.approx(np.sort(A[A > 0])[::-1][m - 1], rel=1e-12)  # m-th strongest
+        assert np.count_nonzero(A >= scale.paper_beta) == m  # no ties in random weights: exactly the paper's m
+        check_keeps_edges(Threshold(scale.largest), scale.largest, "G")  # keeps the strongest edge: accepted
+        with pytest.raises(ValueError, match=rf"beta=1 keeps no edge of G: its largest \|G\| is "
+                                             rf"{scale.largest:.4g} \(a threshold keeps \|G\| >= beta\)"):
+            check_keeps_edges(Threshold(1.0), scale.largest, "G")
+    check_keeps_edges(TopK(1), 0.0, "G")  # only a threshold can empty a graph
+
+
+def test_a_network_pruning_that_keeps_no_edge_is_refused():
+    model = random_model(10)
+    largest = {w: np.abs(dense_neuron_graph(model, w, "exact")).max() for w in "xy"}
+    scales = check_network_pruning(model, Threshold(0.5 * min(largest.values())))
+    assert [s.largest for s in scales] == pytest.approx([largest["x"], largest["y"]], rel=1e-12)
+    assert check_network_pruning(model, TopK(2)) == [] and check_network_pruning(model, None) == []
+    beta = 0.5 * (largest["x"] + largest["y"])  # between the two: G_x or G_y keeps no edge
+    emptied = "x" if largest["x"] < largest["y"] else "y"
+    with pytest.raises(ValueError, match=rf"--beta={beta:g} keeps no edge of G_{emptied} \(exact form, whole "
+                                         rf"graph\), the network's wiring: its largest \|G\| is "
+                                         rf"{largest[emptied]:.4g}.*the paper's edge density"):
+        check_network_pruning(model, Threshold(beta), "--beta")
 
 
 @pytest.mark.parametrize("layer_norm", [True, False], ids=["LN", "normfree"])

@@ -8,6 +8,7 @@ from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 from bdh_graph import FileFormatError
 from bdh_graph.cli import main
 from bdh_graph.files import read_header, write_tagged
+from bdh_graph.graphs import dense_neuron_graph
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.network import build_network
 from bdh_graph.network.address import Synapse, byte_name
@@ -37,6 +38,27 @@ def test_validate_command_measures_a_pruned_graph(capsys, files):
     s = run_json(capsys, "validate", files[0], "--text", files[1], "--top-k", "3", "--synapses", "wiring",
                  "--dtype", "float32")
     assert s["prune"] == "TopK(k=3)" and s["edges"]["x"] <= 2 * 3 * CONFIG.n_neurons and s["kl_mean"] > 0
+
+
+def test_validate_explains_its_fidelity_numbers(capsys, files):
+    assert main(["validate", files[0], "--text", files[1], "--top-k", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "KL: nats per byte lost when the graph's next-byte distribution stands in" in text
+    assert "top-1: share of bytes on which both predict the same most likely next byte" in text
+    assert "this network is an approximation (pruned by TopK(k=3)); the exact one" in text
+
+
+@pytest.mark.parametrize("command", ["validate", "step"])
+def test_a_beta_that_keeps_no_edge_is_refused_before_any_work(capsys, files, tmp_path, command):
+    largest = np.abs(dense_neuron_graph(load_model(files[0]), "x", "exact")).max()  # G_x is checked first
+    out = tmp_path / "run"
+    argv = [command, files[0], "--text", files[1], "--beta", "1000", *(["--out", str(out)] * (command == "step"))]
+    assert main(argv) == 2
+    printed = capsys.readouterr()
+    assert (f"bdh-graph {command}: error: --beta=1000 keeps no edge of G_x (exact form, whole graph), the network's "
+            f"wiring: its largest |G| is {largest:.4g}") in printed.err
+    assert "bdh-graph info" in printed.err and "building" not in printed.err and printed.out == ""
+    assert not out.exists()  # nothing written
 
 
 def test_step_command_writes_figures_and_recordings(capsys, files, tmp_path):

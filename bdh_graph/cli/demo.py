@@ -1,8 +1,9 @@
 """``bdh-graph demo``: the main job on the bundled defaults.
 
-The recurrent form reads a held-out passage of the default corpus and predicts its next bytes; then every
-section of ``DEMO_SECTIONS`` (graphs, network, spikes, synapses) runs on the same model and passage and writes
-its figures into the output folder. Each section is announced on stderr, with the files it will write, before it
+It opens with the long-text result: bits per byte by position over the held-out tail of the default corpus, read
+from a zero synaptic state (does the working memory hold over 4 KB of text?). Then the recurrent form reads a
+held-out passage and predicts its next bytes, and every section of ``DEMO_SECTIONS`` (graphs, network, spikes,
+memory, synapses) runs on the same model and passage and writes its figures into the output folder. Each section is announced on stderr, with the files it will write, before it
 runs. The computations are library functions; this module only chooses them and words the report.
 """
 from __future__ import annotations
@@ -12,22 +13,26 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from ..graphs import TopK
 from ..interpretability.monosemantic import PAPER_SENTENCES, find_concept_synapses
-from ..model.evaluation import next_byte_report
+from ..model.evaluation import bits_per_byte_by_position, byte_frequency_bits, next_byte_report, position_verdict
+from ..network.memory import memory_experiments
 from ..network.address import default_synapses, synapse_monitors
 from ..network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor
 from ..network.recordings import RunRecording
 from ..network.validation import validate
+from ..plots.memory import plot_bits_by_position, plot_horizon
 from ..plots.network import plot_run
 from ..plots.spikes import plot_spike_run
 from ..plots.structure import degree_figure
-from ..plots.synapses import plot_concept_synapse
-from ..text import encode
+from ..plots.synapses import plot_concept_synapse, plot_concept_synapse_test
+from ..text import default_documents, encode, split_documents_held_out
 from ..text.concepts import matched_sentences
 from .common import (add_device_argument, add_json_flag, add_model_argument, add_text_argument, count,
                      model_from_args, output_folder, print_result, say, text_from_args)
+from .network_commands import FIDELITY_MEANING
 from .synapse_commands import DEFAULT_CONCEPT
 
 DEMO_TOP_K = 64  # inputs per neuron kept by the demo's pruned network
@@ -43,6 +48,21 @@ def register(sub) -> None:
     add_device_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_demo)
+
+
+def long_text_section(model, out: Path) -> dict:
+    """Bits per byte by position over the held-out tail of the default corpus, with the figure."""
+    documents, held_out = split_documents_held_out(default_documents())
+    result = bits_per_byte_by_position(model, held_out)
+    frequencies = byte_frequency_bits(torch.cat(documents), held_out)
+    figure = plot_bits_by_position(result, out / "long_text.png", frequencies,
+                                   "held-out tail of the default corpus; tensor model, carried state")
+    table = "  ".join(f"[{lo}, {hi}) {b:.3f}" for lo, hi, b in
+                      zip(result["edges"][:-1], result["edges"][1:], result["bits_per_byte"]))
+    return {**result, "byte_frequencies": frequencies, "verdict": position_verdict(result), "figure": str(figure),
+            "summary": f"long text: bits per byte by position over the held-out tail ({result['segments']} x "
+                       f"{result['edges'][-1]} bytes, each from a zero synaptic state): {table}\n"
+                       f"  {position_verdict(result)}; byte frequencies alone: {frequencies:.3f}; figure {figure}"}
 
 
 def degree_section(model, tokens: np.ndarray, out: Path) -> dict:
@@ -66,10 +86,14 @@ def network_section(model, tokens: np.ndarray, out: Path) -> dict:
     say(f"      and the neuron wiring pruned to the top {DEMO_TOP_K} inputs per neuron, synapses on its edges ...")
     pruned = validate(model, tokens, wiring="neuron", prune=TopK(DEMO_TOP_K), synapses="wiring", dtype="float32",
                       state_every=0, progress=True).summary()
-    summary = (f"graph network: hub wiring equals the tensor model to {exact['max_rel']:.1e} (max rel error of x, y, "
-               f"v, rho, logits) over {len(tokens)} bytes; y active {sparsity.y.mean():.1%}, x {sparsity.x.mean():.1%}"
-               f"; top-{DEMO_TOP_K} neuron network: KL {pruned['kl_mean']:.3g} nats, top-1 agreement "
-               f"{pruned['top1_agreement']:.1%}; figures in {folder}")
+    summary = "\n".join([
+        f"graph network: hub wiring equals the tensor model to {exact['max_rel']:.1e} (max rel error of x, y, v, rho, "
+        f"logits) over {len(tokens)} bytes; y active {sparsity.y.mean():.1%}, x {sparsity.x.mean():.1%}; figures in "
+        f"{folder}",
+        f"  pruned to each neuron's {DEMO_TOP_K} strongest inputs per circuit (neuron wiring, an approximation): KL "
+        f"{pruned['kl_mean']:.3g} nats per byte (exact hub wiring: {exact['kl_mean']:.1g}), top-1 agreement "
+        f"{pruned['top1_agreement']:.1%} (exact: {exact['top1_agreement']:.0%})",
+        *(f"    {line}" for line in FIDELITY_MEANING)])
     return {"summary": summary, "exact": exact, "pruned": pruned, "files": {k: str(v) for k, v in files.items()}}
 
 
@@ -83,21 +107,33 @@ def spike_section(model, tokens: np.ndarray, out: Path) -> dict:
     files = {**plot_spike_run(spikes, folder, f"hub network, spikes K = {DEMO_SPIKE_STEPS}"),
              "spikes": spikes.save(folder / "spikes.npz")}
     n_spikes = sum(len(spikes.spikes(layer, p)[0]) for layer in spikes.layers for p in spikes.populations)
-    summary = (f"spiking network (hub wiring, K = {DEMO_SPIKE_STEPS} micro-steps per round): over {len(tokens)} "
-               f"bytes KL to the tensor model {result['kl_mean']:.3g} nats, top-1 agreement "
-               f"{result['top1_agreement']:.1%}; {n_spikes / len(tokens):.3g} x and y spikes per byte; "
-               f"raster in {folder}")
+    summary = (f"spiking network (hub wiring, K = {DEMO_SPIKE_STEPS} micro-steps per round, an approximation): over "
+               f"{len(tokens)} bytes KL to the tensor model {result['kl_mean']:.3g} nats per byte, top-1 agreement "
+               f"{result['top1_agreement']:.1%} (the exact rate network: KL ~0, 100%); "
+               f"{n_spikes / len(tokens):.3g} x and y spikes per byte; raster in {folder}")
     return {"summary": summary, "validation": result, "files": {k: str(v) for k, v in files.items()}}
+
+
+def memory_section(model, tokens: np.ndarray, out: Path) -> dict:
+    """The memory horizon on the passage (hub network, forgetting ladder, no lesions), with its figure."""
+    result = memory_experiments(model, tokens, layers=[], heads=[], strongest=[], repeat_bytes=2, tensor=False,
+                                progress=True)
+    figure = plot_horizon(result, out / "memory_horizon.png")
+    return {"bits_per_byte": result.full.bits_per_byte, "no_memory": result.no_memory.bits_per_byte,
+            "horizon": [{"time_constant": r.spec["time_constant"], "bits_per_byte": r.bits_per_byte}
+                        for r in result.horizon],
+            "figure": str(figure), "summary": f"memory horizon: {result.horizon_verdict()}; figure {figure}"}
 
 
 def synapse_section(model, tokens: np.ndarray, out: Path) -> dict:
     concept, contrast = matched_sentences(DEFAULT_CONCEPT, PAPER_SENTENCES, seed=0)
-    found = find_concept_synapses(model, concept, contrast)
-    figure = (str(plot_concept_synapse(model, found, out / "concept_synapse.png", DEFAULT_CONCEPT))
-              if found.synapses else None)
-    return {**found.to_dict(), "figure": figure,
+    found = find_concept_synapses(model, concept, contrast, progress=True)
+    figures = ([str(plot_concept_synapse(model, found, out / "concept_synapse.png", DEFAULT_CONCEPT)),
+                str(plot_concept_synapse_test(found, model.config, out / "concept_synapse_test.png", DEFAULT_CONCEPT))]
+               if found.synapses else [])
+    return {**found.to_dict(), "figures": figures,
             "summary": f"concept synapses ({DEFAULT_CONCEPT}): {found.summary(model.config)}"
-                       + (f"; figure {figure}" if figure else "")}
+                       + (f"; figures {', '.join(figures)}" if figures else "")}
 
 
 @dataclass(frozen=True)
@@ -118,24 +154,32 @@ DEMO_SECTIONS = [
     Section("spikes", f"spikes: the hub wiring in spike mode, K = {DEMO_SPIKE_STEPS}, over the first "
                       f"{DEMO_SPIKE_BYTES} bytes; writes {{out}}/spikes/ (spike raster, population rates, spikes.npz)",
             spike_section),
+    Section("memory", "memory: the hub network reads the passage forgetting with time constant tau (sigma <- "
+                      "exp(-1/tau) sigma), a ladder of tau; writes {out}/memory_horizon.png "
+                      "(`bdh-graph memory` runs every experiment)", memory_section),
     Section("synapses", f"synapses: the {DEFAULT_CONCEPT} synapses, found on {PAPER_SENTENCES // 2} + "
                         f"{PAPER_SENTENCES // 2} sentences, tested on as many held out; writes "
-                        "{out}/concept_synapse.png", synapse_section),
+                        "{out}/concept_synapse.png (held-out sentences, each from a zero state) and "
+                        "{out}/concept_synapse_test.png (the test)", synapse_section),
 ]
 
 
 def cmd_demo(args) -> int:
-    steps = len(DEMO_SECTIONS) + 1
+    steps = len(DEMO_SECTIONS) + 2
     model = model_from_args(args)
     tokens = encode(text_from_args(args))
-    say(f"[1/{steps}] the recurrent form reads {len(tokens)} bytes and predicts the next byte (writes nothing) ...")
-    report = next_byte_report(model, tokens, args.predictions)
-    lines = [f"recurrent form over {report['tokens']} bytes: {report['bits_per_byte']:.3f} bits per byte"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    say(f"[1/{steps}] long text: the tensor model reads the held-out tail of the default corpus in 4096-byte "
+        f"segments, each from a zero synaptic state; writes {args.out}/long_text.png ...")
+    long_text = long_text_section(model, args.out)
+    say(f"[2/{steps}] the recurrent form reads {len(tokens)} bytes and predicts the next byte (writes nothing) ...")
+    report = {**next_byte_report(model, tokens, args.predictions), "long_text": long_text}
+    lines = [long_text["summary"],
+             f"recurrent form over {report['tokens']} bytes: {report['bits_per_byte']:.3f} bits per byte"]
     for p in report["predictions"]:
         guesses = "  ".join(f"{c!r} {q:.2f}" for c, q in p["top3"])
         lines.append(f"  ...{p['context']!r} -> next {p['actual']!r}; model: {guesses}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for k, section in enumerate(DEMO_SECTIONS, start=2):
+    for k, section in enumerate(DEMO_SECTIONS, start=3):
         say(f"[{k}/{steps}] {section.doing.format(out=args.out)} ...")
         result = section.run(model, tokens.numpy(), args.out)
         report[section.name] = result

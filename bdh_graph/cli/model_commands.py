@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..graphs import PAPER_EDGES_PER_NEURON
+from ..graphs.scale import model_scales
 from ..model.checkpoints import describe
 from ..model.config import BDHConfig
 from ..model.recipe import BUNDLED_CONCEPT_SENTENCES, BUNDLED_CONFIG, BUNDLED_TRAINING, training_documents
@@ -68,7 +70,9 @@ def register(sub) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("info", help="sizes, parameter count and neuron count of a checkpoint")
+    p = sub.add_parser("info", help="sizes, parameter count and neuron count of a checkpoint, and the scale of the "
+                                    "pruning threshold beta: each graph's largest |G| and the beta at the paper's "
+                                    "edge density")
     add_model_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_info)
@@ -119,11 +123,27 @@ def cmd_train(args) -> int:
 
 
 def cmd_info(args) -> int:
-    info = describe(model_from_args(args))
+    model = model_from_args(args)
+    info = describe(model)
     info["checkpoint"] = args.checkpoint or "bundled"
     text = "\n".join(f"{k:>28}: {v}" for k, v in info.items())
-    print_result(args, info, text)
+    scales = model_scales(model)
+    info["beta_scale"] = {graph: {"network": s["network"].to_dict(), "heads": [h.to_dict() for h in s["heads"]]}
+                          for graph, s in scales.items()}
+    print_result(args, info, f"{text}\n{format_scales(scales)}")
     return 0
+
+
+def format_scales(scales: dict) -> str:
+    """The scale of beta (``graphs.scale.model_scales``) as a table, each row with the commands it is for."""
+    lines = [f"the scale of beta (a threshold keeps the edges with |G| >= beta): each graph's largest |G| and the beta "
+             f"at the paper's edge density, {PAPER_EDGES_PER_NEURON:.3f} excitatory edges per postsynaptic neuron",
+             f"  {'graph':<36} {'largest |G|':>11} {'paper beta':>11}  used by"]
+    for s in scales.values():
+        rows = [(s["network"], "validate, step, memory --beta")] + [(h, "analyze --beta") for h in s["heads"]]
+        lines += [f"  {scale.graph:<36} {scale.largest:>11.4g} {scale.paper_beta:>11.4g}  {used}"
+                  for scale, used in rows]
+    return "\n".join(lines)
 
 
 def cmd_generate(args) -> int:

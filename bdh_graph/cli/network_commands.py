@@ -4,7 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import MissingExtraError
 from ..graphs import Threshold, TopK, prune_from_options
+from ..graphs.scale import check_network_pruning
+from ..interop import require
+from ..interop.clock import DEFAULT_TOKEN_MS, Clock
+from ..interop.nwb import write_nwb
+from ..interop.sonata import monitor_spikes, write_spikes
 from ..network import build_network
 from ..network.address import DEFAULT_TRACED, SYNTAX, default_synapses, parse_synapse, synapse_monitors
 from ..network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor
@@ -15,7 +21,7 @@ from ..plots.network import plot_run
 from ..plots.spikes import plot_spike_run
 from ..text import encode
 from .common import (DOCS, add_backend_arguments, add_json_flag, add_model_argument, add_text_argument, checked,
-                     count, model_from_args, output_folder, print_result, say, text_from_args)
+                     count, model_from_args, output_folder, positive_number, print_result, say, text_from_args)
 
 
 def rate_scale_type(text: str):
@@ -49,7 +55,9 @@ def add_network_arguments(p: argparse.ArgumentParser, spike: bool = True) -> Non
                        help="neuron wiring: keep the K strongest inputs per neuron and circuit (an approximation; "
                             "default: every edge, exact)")
     prune.add_argument("--beta", type=checked(float, Threshold), default=None,
-                       help="neuron wiring: keep the edges with |G| >= BETA (an approximation)")
+                       help="neuron wiring: keep the edges with |G| >= BETA (an approximation). Its scale is the "
+                            "model's: 'bdh-graph info' lists the largest |G| of G_x and G_y (a larger BETA keeps no "
+                            "edge and is refused) and the BETA at the paper's edge density")
     p.add_argument("--synapses", choices=("all", "wiring"), default="all",
                    help="neuron wiring: sigma on every pair, or only where G_x has an edge")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="floating-point precision")
@@ -98,7 +106,11 @@ def register(sub) -> None:
     add_text_argument(s)
     add_network_arguments(s)
     s.add_argument("--out", type=output_folder, required=True,
-                   help="folder for the figures and recordings.npz (and spikes.npz in spike mode)")
+                   help="folder for the figures, recordings.npz and recording.nwb (and spikes.npz, spikes.h5 in "
+                        "spike mode)")
+    s.add_argument("--token-ms", type=positive_number, default=DEFAULT_TOKEN_MS, metavar="MS",
+                   help="the clock: milliseconds per token, split evenly into the micro-steps; the time axes of the "
+                        "figures, recording.nwb and spikes.h5 use it")
     s.add_argument("--synapse", action="append", default=None, metavar="ADDRESS",
                    help=f"trace this synapse; repeatable. ADDRESS: {SYNTAX}. Default: {DEFAULT_TRACED} synapses "
                         "from the input neuron of the text's commonest byte onto the x-neurons of head 0 it "
@@ -116,12 +128,29 @@ def format_summary(s: dict) -> str:
             lines.append(f"  {q:7s} max abs error {s[f'{q}_max_abs']:.3e}   max rel error {s[f'{q}_max_rel']:.3e}")
     lines.append(f"  KL(tensor || graph) mean {s['kl_mean']:.3e} nats, max {s['kl_max']:.3e}; "
                  f"top-1 agreement {100 * s['top1_agreement']:.1f}%; {s['events_per_token']:.3g} events per token")
-    return "\n".join(lines)
+    return "\n".join([*lines, *fidelity_lines(s)])
+
+
+# What the fidelity numbers of a validation mean (validate and the demo print them under the numbers).
+FIDELITY_MEANING = ("KL: nats per byte lost when the graph's next-byte distribution stands in for the tensor "
+                    "model's (0: the same distribution)",
+                    "top-1: share of bytes on which both predict the same most likely next byte")
+
+
+def fidelity_lines(s: dict) -> list[str]:
+    """What the KL and top-1 numbers of a validation summary ``s`` mean, and what an exact network gives."""
+    approximations = [f"pruned by {s['prune']}"] if s["prune"] != "None" else []
+    approximations += [f"spikes, K = {s['spike_steps']}"] if s.get("mode") == "spike" else []
+    verdict = (f"this network is an approximation ({', '.join(approximations)}); the exact one (hub wiring, or "
+               "neuron wiring unpruned, in rates) gives KL ~1e-15 (float64 round-off) and top-1 100%"
+               if approximations else "this network is exact: KL and errors are round-off, top-1 should be 100%")
+    return [f"    {line}" for line in (*FIDELITY_MEANING, verdict)]
 
 
 def cmd_validate(args) -> int:
     model = model_from_args(args)
     options = network_options(args)
+    check_network_pruning(model, options["prune"], "--beta")  # an empty graph is refused before it is built
     result = validate(model, text_from_args(args), state_every=args.state_every, progress=True, **options)
     summary = result.summary()
     print_result(args, summary, format_summary(summary))
@@ -132,6 +161,7 @@ def cmd_step(args) -> int:
     model = model_from_args(args)
     tokens = encode(text_from_args(args)).numpy()
     options = network_options(args)
+    check_network_pruning(model, options["prune"], "--beta")  # an empty graph is refused before it is built
     # a spiking hub network stores rho, not sigma: nothing to trace by default, and a named synapse is refused
     untraceable = args.mode == "spike" and args.wiring == "hub"
     if args.synapse and untraceable:
@@ -139,6 +169,13 @@ def cmd_step(args) -> int:
                          "traced; use --wiring neuron")
     synapses = ([parse_synapse(text, model.config, name="--synapse") for text in args.synapse] if args.synapse
                 else [] if untraceable else default_synapses(model, tokens))
+    clock = Clock(args.token_ms)
+    try:  # the NWB and SONATA files need the optional extra; without it the run writes everything else
+        require("h5py", "pynwb", purpose="recording.nwb and spikes.h5")
+        interop = True
+    except MissingExtraError as err:
+        say(f"note: {err}; the other files are written")
+        interop = False
     say(f"building the {args.wiring} network ...")
     net = build_network(model, progress=True, **options)
     activity, sparsity, events = ActivityMonitor(), SparsityMonitor(), EventMonitor()
@@ -146,13 +183,18 @@ def cmd_step(args) -> int:
     traced = synapse_monitors(synapses, model.config)
     net.run(tokens, monitors=[activity, sparsity, events, *traced, *([spikes] if spikes else [])], progress=True)
     run = {"wiring": net.wiring, "backend": net.backend.name, "mode": net.mode, "dtype": str(net.dtype),
-           "prune": net.description["prune"], "spike_options": net.spike_options}
+           "prune": net.description["prune"], "spike_options": net.spike_options, "token_ms": clock.token_ms}
     recording = RunRecording.from_monitors(model.config, tokens, activity, sparsity, events, traced, run)
     args.out.mkdir(parents=True, exist_ok=True)
-    title = f"{net.wiring} network" + (f", spikes K = {net.spike_options['spike_steps']}" if spikes else "")
-    files = {**plot_run(recording, args.out, title), "recordings": recording.save(args.out / "recordings.npz")}
+    title = (f"{net.wiring} network" + (f", spikes K = {net.spike_options['spike_steps']}" if spikes else "")
+             + (f", pruned by {run['prune']} (an approximation)" if run["prune"] != "None" else ""))
+    files = {**plot_run(recording, args.out, title, clock), "recordings": recording.save(args.out / "recordings.npz")}
     if spikes:
-        files.update(plot_spike_run(spikes, args.out, title), spikes=spikes.save(args.out / "spikes.npz"))
+        files.update(plot_spike_run(spikes, args.out, title, clock), spikes=spikes.save(args.out / "spikes.npz"))
+    if interop:
+        files["nwb"] = write_nwb(args.out / "recording.nwb", recording, spikes, clock)
+        if spikes:
+            files["sonata_spikes"] = write_spikes(args.out / "spikes.h5", monitor_spikes(spikes, clock))
     addresses = [s.address(model.config) for s in recording.synapses]
     data = {"tokens": len(tokens), **run, "events": int(net.events),
             "x_active_per_layer": sparsity.x.mean(0).tolist(), "y_active_per_layer": sparsity.y.mean(0).tolist(),

@@ -12,12 +12,18 @@ from pathlib import Path
 
 from ..files import atomic_path
 from ..graphs import (CIRCUITS, FORMATS, FORMS, PAPER_EDGES_PER_NEURON, WHICH, Strongest, Threshold, TopK,
-                      entry_histogram, extract, write_graph)
+                      entry_histogram, extract, graph_factors, write_graph)
+from ..interop import INSTALL, require
+from ..interop.clock import DEFAULT_TOKEN_MS, Clock
+from ..interop.sonata import check_output_folder, write_circuit, write_hub_circuit
 from ..plots.structure import plot_structure
+from ..structure.baseline import untrained_like
 from ..structure.modularity import BACKENDS
-from ..structure.report import analyze_structure
-from .common import (add_json_flag, add_model_argument, checked, count, model_from_args, output_file, output_folder,
-                     print_result)
+from ..structure.report import analyze_graph
+from ..structure.sweep import LADDER
+from ..text import encode
+from .common import (add_json_flag, add_model_argument, checked, count, input_file, model_from_args, output_file,
+                     output_folder, positive_number, print_result, text_from_args)
 
 
 def head_type(text: str) -> int | None:
@@ -29,13 +35,19 @@ def head_type(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
+EXPORT_FORMATS = (*(f[1:] for f in FORMATS), "sonata")
+
+
 def graph_file(text: str) -> Path:
-    """``export --out``: a file to write whose suffix names a graph format."""
-    path = output_file(text)
+    """``export --out``: a file to write whose suffix names a graph format, or a folder (a path without a suffix,
+    or an existing folder) for ``--format sonata``; which one the format needs is checked by ``export_format``."""
+    path = Path(text)
+    if path.is_dir() or not path.suffix:
+        return output_folder(text)
     if path.suffix.lower() not in FORMATS:
         raise argparse.ArgumentTypeError(f"'{path}' has unknown format '{path.suffix}'; expected a suffix among "
-                                         f"{', '.join(FORMATS)}")
-    return path
+                                         f"{', '.join(FORMATS)}, or a folder (no suffix) with --format sonata")
+    return output_file(text)
 
 
 def add_graph_arguments(parser: argparse.ArgumentParser, top_k: bool = False) -> None:
@@ -65,8 +77,16 @@ def register(sub) -> None:
     add_model_argument(p)
     add_graph_arguments(p)
     p.add_argument("--circuit", choices=CIRCUITS, default="excitatory", help="which circuit's edges to analyse")
+    p.add_argument("--ladder", type=positive_number, nargs="+", default=list(LADDER), metavar="F",
+                   help="edge counts of the modularity-against-edges curve, in units of the analysed graph's m "
+                        "(denser points are extracted again)")
     p.add_argument("--sweep-betas", type=checked(float, Threshold), nargs="+", default=[], metavar="BETA",
                    help="more thresholds for the modularity-against-edges curve (each above the graph's beta)")
+    p.add_argument("--baseline", choices=("none", "untrained"), default="none",
+                   help="untrained: the same analysis, at the same edge counts, of a freshly initialised model of "
+                        "the same configuration (BDH(config) after torch.manual_seed(--baseline-seed), as training "
+                        "starts), side by side in the report and figures")
+    p.add_argument("--baseline-seed", type=int, default=0, help="seed of the untrained baseline's weights")
     p.add_argument("--seeds", type=count(1), default=5, help="Louvain seeds; the best partition is kept")
     p.add_argument("--bootstrap", type=count(0), default=100,
                    help="synthetic sets for the power-law p-value, 0 for none")
@@ -75,18 +95,33 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Louvain implementation (default: igraph when installed, else networkx)")
     p.add_argument("--seed", type=int, default=0, help="seed of the null models and the bootstrap")
-    p.add_argument("--hubs", type=count(1), default=60, help="neurons in the hub drawing")
     p.add_argument("--out", type=output_folder, default="bdh-structure", help="folder for the figures and reports")
     add_json_flag(p)
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("export", help="write a neuron graph as GraphML, GEXF, CSV edge list or .npz (scipy.sparse)")
+    p = sub.add_parser("export", help="write a neuron graph as GraphML, GEXF, CSV edge list, .npz (scipy.sparse) or "
+                                      "a SONATA circuit (NEST, BMTK, libsonata)")
     add_model_argument(p)
     add_graph_arguments(p, top_k=True)
     p.add_argument("--circuit", choices=CIRCUITS, default="both", help="which circuits to write")
     p.add_argument("--out", type=graph_file, required=True,
                    help=f"output file, format by suffix: {', '.join(FORMATS)}; X.npz is written as "
-                        "X.excitatory.npz and X.inhibitory.npz, each read by scipy.sparse.load_npz")
+                        "X.excitatory.npz and X.inhibitory.npz, each read by scipy.sparse.load_npz. With --format "
+                        "sonata: a folder, missing or empty (see --overwrite)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                   help="the format (default: --out's suffix); sonata: a SONATA circuit folder with "
+                        "circuit_config.json and simulation_config.json for NEST's SonataNetwork, BMTK, libsonata "
+                        f'(needs the interop extra: {INSTALL})')
+    p.add_argument("--overwrite", action="store_true", help="sonata: replace the contents of a non-empty --out")
+    p.add_argument("--wiring", choices=("neuron", "hub"), default="neuron",
+                   help="sonata: neuron: the graph's edges, pruned as asked; hub: the d hubs and every edge of the "
+                        "graph's two factors (neurons -> hubs -> neurons), unpruned")
+    p.add_argument("--text", type=input_file, default=None,
+                   help="sonata, --form exact: the UTF-8 text whose bytes drive the input neurons in "
+                        "simulation_config.json (default: a 256-byte held-out passage of the default corpus)")
+    p.add_argument("--token-ms", type=positive_number, default=None, metavar="MS",
+                   help=f"sonata: the clock, milliseconds per token, for the input drive and the run's length "
+                        f"(default: {DEFAULT_TOKEN_MS:g})")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
@@ -99,40 +134,100 @@ def _graph_name(args) -> str:
 def cmd_analyze(args) -> int:
     started = time.perf_counter()
     model = model_from_args(args)
+    heads = model.config.n_head
+    if args.head is not None and not 0 <= args.head < heads:
+        raise ValueError(f"argument --head: this model has {heads} heads; expected an integer in [0, {heads}) or "
+                         f"'all', got {args.head}")
     args.out.mkdir(parents=True, exist_ok=True)
     factors, prune, circuits = graph_from_args(model, args)
     extracted = time.perf_counter()
     beta = args.beta if args.beta is not None else float(circuits.circuit(args.circuit).data.min())
-    analysis = analyze_structure(circuits, args.circuit, beta, args.sweep_betas, args.seeds, args.bootstrap,
-                                 args.directed, args.weighted, seed=args.seed, backend=args.backend)
+    baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, args.form, args.head)
+                if args.baseline == "untrained" else None)
+    analysis = analyze_graph(factors, circuits, args.circuit, beta, args.ladder, args.sweep_betas, baseline,
+                             {"kind": "untrained", "seed": args.baseline_seed}, seeds=args.seeds,
+                             n_bootstrap=args.bootstrap, directed=args.directed, weighted=args.weighted,
+                             seed=args.seed, backend=args.backend, progress=True)
     name = _graph_name(args)
     counts, edges = entry_histogram(factors)
-    figures = plot_structure(analysis, counts, edges, args.out, name, args.hubs)
+    figures = plot_structure(analysis, counts, edges, args.out, name)
     report = analysis.to_dict()
     report["graph"].update(checkpoint=str(args.checkpoint or "bundled"), prune=repr(prune),
                            beta_rule="--beta" if args.beta is not None else
                            f"the {prune.m} strongest edges per circuit (paper density unless --edges)")
     report["timings_s"].update(extraction=extracted - started, total=time.perf_counter() - started)
     report["figures"] = [str(f) for f in figures]
+    report["partition"] = str(args.out / "communities.csv")
     with atomic_path(args.out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
     with atomic_path(args.out / "report.md") as tmp:
         tmp.write_text(analysis.markdown())
-    g, mod = report["graph"], report["modularity"]
-    lines = [f"{name}: n = {g['nodes']}, m = {g['edges']}, beta = {beta:.4g}"]
-    for k in ("in", "out"):
-        f = report["power_law"][k]
-        lines.append(f"  {k}-degree: " + (f["error"] if "error" in f else
-                     f"alpha = {f['alpha']:.2f}, x_min = {f['xmin']:.0f}; {f['verdict']}"))
-    nulls = ", ".join(f"{k} {v['Q']:.3f}" for k, v in mod["nulls"].items())
-    lines.append(f"  modularity Q = {mod['Q']:.3f} ({mod['n_communities']} communities); nulls: {nulls}")
-    lines.append(f"  wrote {args.out / 'report.md'}, report.json and {len(figures)} figures")
-    print_result(args, report, "\n".join(lines))
+    with atomic_path(args.out / "communities.csv") as tmp:
+        tmp.write_text(analysis.partition_csv())
+    print_result(args, report, _analyze_text(name, report, args.out, len(figures)))
     return 0
 
 
+def _analyze_text(name: str, report: dict, out: Path, n_figures: int) -> str:
+    g, mod = report["graph"], report["modularity"]
+    lines = [f"{name}: n = {g['nodes']}, m = {g['edges']}, beta = {g['beta']:.4g}"]
+    for k in ("in", "out"):
+        f, s = report["power_law"][k], report["degrees"][k]
+        lines.append(f"  {k}-degree: CV {s['cv']:.2f}, max {s['max']:.0f}; " + (
+            f["error"] if "error" in f else f"alpha = {f['alpha']:.2f}, x_min = {f['xmin']:.0f}; {f['verdict']}"))
+    nulls = ", ".join(f"{k} {v['Q']:.3f}" for k, v in mod["nulls"].items())
+    lines.append(f"  modularity Q = {mod['Q']:.3f} ({mod['n_communities']} communities); nulls: {nulls}")
+    lines.append(f"  {mod['verdict']}")
+    if "comparison" in report:
+        base = report["comparison"]["baseline"]
+        lines.append(f"  untrained baseline (seed {report['baseline']['seed']}), same edge count:")
+        for k in ("in", "out"):
+            f = base[k]
+            lines.append(f"    {k}-degree: CV {f['cv']:.2f}, max {f['max']:.0f}; " + (
+                f["error"] if "error" in f else f"alpha = {f['alpha']:.2f}, x_min = {f['xmin']:.0f}; {f['verdict']}"))
+        b = base["modularity"]
+        nulls = ", ".join(f"{k} {v['Q']:.3f}" for k, v in b["nulls"].items())
+        lines.append(f"    modularity Q = {b['Q']:.3f}; nulls: {nulls}")
+    lines.append(f"  wrote {out / 'report.md'}, report.json, communities.csv (the partition) and {n_figures} figures")
+    return "\n".join(lines)
+
+
+def export_format(args) -> str:
+    """The format of ``export`` (``--format``, else ``--out``'s suffix), with every option checked against it
+    before any work starts; a SONATA export also needs the interop extra."""
+    out, fmt = args.out, args.format
+    given = {"--overwrite": args.overwrite, "--wiring": args.wiring != "neuron", "--text": args.text is not None,
+             "--token-ms": args.token_ms is not None}
+    sonata_only = [flag for flag, is_given in given.items() if is_given]
+    if fmt == "sonata":
+        require("h5py", purpose="bdh-graph export --format sonata")
+        try:
+            check_output_folder(out, args.overwrite)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"argument --out: {err}") from None
+        pruned = [flag for flag, value in (("--beta", args.beta), ("--edges", args.edges), ("--top-k", args.top_k))
+                  if value is not None]
+        if args.wiring == "hub" and pruned:
+            raise ValueError(f"argument {pruned[0]}: --wiring hub writes the graph's two factors, unpruned; drop "
+                             f"{', '.join(pruned)} (or use --wiring neuron)")
+        if args.text is not None and args.form != "exact":
+            raise ValueError("argument --text: the text drives the input neurons, which only --form exact has")
+        return fmt
+    if sonata_only:
+        raise ValueError(f"argument {sonata_only[0]}: only with --format sonata (given: {', '.join(sonata_only)})")
+    if out.is_dir() or not out.suffix:
+        raise ValueError(f"argument --out: '{out}' is a folder (no suffix); give a file ({', '.join(FORMATS)}) or "
+                         "--format sonata for a SONATA circuit folder")
+    if fmt is not None and out.suffix.lower() != f".{fmt}":
+        raise ValueError(f"argument --format: {fmt} does not match --out '{out}' (suffix '{out.suffix}')")
+    return out.suffix.lower()[1:]
+
+
 def cmd_export(args) -> int:
+    fmt = export_format(args)
     model = model_from_args(args)
+    if fmt == "sonata":
+        return _export_sonata(model, args)
     _, prune, circuits = graph_from_args(model, args)
     files = write_graph(circuits, args.out, args.circuit)
     result = {"files": [str(f) for f in files], "shape": list(circuits.shape), "prune": repr(prune),
@@ -143,3 +238,22 @@ def cmd_export(args) -> int:
                                "inhibitory edges")
     return 0
 
+
+def _export_sonata(model, args) -> int:
+    clock = Clock(args.token_ms or DEFAULT_TOKEN_MS)
+    tokens = encode(text_from_args(args)).numpy() if args.form == "exact" else None
+    if args.wiring == "hub":
+        prune = None
+        written = write_hub_circuit(graph_factors(model, args.which, args.form, args.head), args.out, tokens, clock,
+                                    args.overwrite, args.circuit)
+    else:
+        _, prune, circuits = graph_from_args(model, args)
+        written = write_circuit(circuits, args.out, tokens, clock, args.overwrite, args.circuit)
+    result = {"folder": str(args.out), "format": "sonata", "wiring": args.wiring, "prune": repr(prune),
+              "circuit": args.circuit, "token_ms": clock.token_ms, **written}
+    populations = ", ".join(f"{name} {count}" for name, count in written["edges"].items())
+    print_result(args, result, f"wrote the SONATA circuit {args.out} ({_graph_name(args)}, {args.wiring} wiring): "
+                               f"nodes {', '.join(f'{k} {v}' for k, v in written['nodes'].items())}; edges "
+                               f"{populations}; open {written['circuit_config']} with libsonata or BMTK, and "
+                               f"{written['simulation_config']} with nest.SonataNetwork")
+    return 0

@@ -96,14 +96,14 @@ def cmd_find(args) -> int:
     concept, contrast, label = sentences_from_args(args)
     found = find_concept_synapses(model, concept, contrast, args.level, args.presynaptic, args.top_k, args.candidates,
                                   args.test_fraction, args.alpha, args.seed, args.max_tokens, args.layers,
-                                  strengthening=not args.any_direction)
+                                  strengthening=not args.any_direction, progress=True)
     data = {"concept": label, **found.to_dict()}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         if found.synapses:
             data["figures"] = [str(plot_concept_synapse(model, found, args.out / "concept_synapse.png", label)),
                                str(plot_concept_synapse_test(found, model.config,
-                                                             args.out / "concept_synapse_test.png"))]
+                                                             args.out / "concept_synapse_test.png", label))]
         with atomic_path(args.out / "concept_synapses.json") as tmp:
             tmp.write_text(json.dumps({**data, "split": found.split.to_dict()}, indent=2))
     print_result(args, data, f"{label}\n{found.table(model.config)}\n{found.summary(model.config)}")
@@ -129,7 +129,7 @@ def cmd_trace(args) -> int:
 
 def cmd_sparsity(args) -> int:
     model = model_from_args(args)
-    stats = sparsity(model, text_from_args(args, 4096))
+    stats = sparsity(model, text_from_args(args, 4096), progress=True)
     data = stats.to_dict()
     if args.out is not None:
         data["figure"] = str(plot_sparsity(stats, args.out))

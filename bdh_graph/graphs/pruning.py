@@ -69,6 +69,19 @@ def check_prune(prune) -> Prune:
     return prune
 
 
+def check_keeps_edges(prune: Prune, largest: float, graph: str, name: str = "beta", hint: str = "") -> None:
+    """Refuse a pruning that keeps no edge of ``graph``, whose largest ``|G|`` is ``largest``.
+
+    Only a threshold can do that: ``Threshold(beta)`` keeps ``|G| >= beta``, so any ``beta > largest`` leaves an
+    empty graph (a network on it is silent, a structure study has nothing to measure). ``TopK`` and ``Strongest``
+    keep edges whenever ``G`` has non-zero entries. ``name`` is how the caller knows beta (``"--beta"`` on the
+    command line); ``hint`` is appended to the message (for instance, where the scale of beta is listed).
+    """
+    if isinstance(prune, Threshold) and prune.beta > largest:
+        raise ValueError(f"{name}={prune.beta:g} keeps no edge of {graph}: its largest |G| is {largest:.4g} (a "
+                         f"threshold keeps |G| >= beta); give a beta below that{hint}")
+
+
 def paper_edge_count(n_post: int) -> int:
     """Edges of each circuit of a graph on ``n_post`` postsynaptic neurons at the paper's density,
     ``round(PAPER_EDGES_PER_NEURON * n_post)`` and at least 1.

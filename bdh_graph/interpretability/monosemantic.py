@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from scipy import stats
+from tqdm.auto import tqdm
 
 from ..network.address import LEVELS, Synapse
-from .synapse_state import DEFAULT_MAX_TOKENS, SentenceRecord, check_sentences, record_sentences
+from .synapse_state import (DEFAULT_MAX_TOKENS, SentenceRecord, check_sentences, record_sentences,
+                            synapse_trace)
 
 PRESYNAPTIC = ("model", "input", "all")
 PAPER_SENTENCES = 100  # per set: half select, half test, the paper's 50 vs 50
@@ -144,7 +147,8 @@ def _moments(records: list[SentenceRecord], layer: int, rows: torch.Tensor) -> t
 
 
 def screen_synapses(concept: list[SentenceRecord], contrast: list[SentenceRecord], rows: torch.Tensor,
-                    candidates: int = 1000, layers: list[int] | None = None, strengthening: bool = True) -> Screen:
+                    candidates: int = 1000, layers: list[int] | None = None, strengthening: bool = True,
+                    progress: bool = False) -> Screen:
     """Welch's t of every entry (layers x ``rows`` x all x-neurons) between the two sets; the ``candidates``
     largest, of those with t > 0 (possibly fewer).
 
@@ -154,14 +158,15 @@ def screen_synapses(concept: list[SentenceRecord], contrast: list[SentenceRecord
 
     ``strengthening``: keep only entries that grow with the concept, ``m_c > |m_k|`` (positive after concept
     sentences, and larger than whatever the contrast sentences do in either direction). Without it an entry
-    also qualifies when the contrast sentences push it below a concept state near 0.
+    also qualifies when the contrast sentences push it below a concept state near 0. ``progress``: a bar over
+    the layers.
     """
     if not concept or not contrast:
         raise ValueError(f"screen needs records of both sets, got {len(concept)} concept and {len(contrast)} contrast")
     L = concept[0].post.shape[0]
     layers = list(range(L)) if layers is None else layers
     found, entries = [], 0
-    for layer in layers:
+    for layer in tqdm(layers, desc="screening synapses", unit="layer", disable=not progress, leave=False):
         m_c, v_c = _moments(concept, layer, rows)
         m_k, v_k = _moments(contrast, layer, rows)
         se = torch.sqrt(v_c / len(concept) + v_k / len(contrast))
@@ -308,7 +313,8 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
                           presynaptic: str | None = None, top_k: int = 5, candidates: int = 1000,
                           test_fraction: float = 0.5, alpha: float = 0.01, seed: int = 0,
                           max_tokens: int = DEFAULT_MAX_TOKENS, layers: list[int] | None = None,
-                          strengthening: bool = True, batch_size: int = 16) -> ConceptSynapses:
+                          strengthening: bool = True, batch_size: int = 16, progress: bool = False
+                          ) -> ConceptSynapses:
     """Find the ``top_k`` synapses that best separate ``concept`` from ``contrast`` sentences and test them on
     held-out sentences (module doc: split, record, screen, select, test).
 
@@ -316,7 +322,7 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
     default, or ``"input"`` neurons, or ``"all"``); ``"hub"`` ranks the tensor model's ``rho[l][c, j]``.
     ``layers`` restricts the screen (default: all). ``strengthening`` (default) keeps only synapses that grow
     with the concept (``screen_synapses``). Memory is about ``16 * rows * n`` bytes for the screen plus
-    ``4 L (n_pre + n)`` bytes per recorded token.
+    ``4 L (n_pre + n)`` bytes per recorded token. ``progress``: bars while the sentences are read and screened.
     """
     c = model.config
     rows = presynaptic_rows(c, level, presynaptic)
@@ -331,11 +337,12 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
         raise ValueError(f"layers must be a non-empty list of layer indices in [0, {c.n_layer}), got {layers!r}")
     split = split_sentences(concept, contrast, test_fraction, seed, max_tokens)
 
-    def record(sentences):
-        return record_sentences(model, sentences, level, max_tokens, batch_size)
+    def record(sentences, name):
+        return record_sentences(model, sentences, level, max_tokens, batch_size, name=name, progress=progress)
 
-    sel_c, sel_k = record(split.selection_concept), record(split.selection_contrast)
-    screen = screen_synapses(sel_c, sel_k, rows, candidates, layers, strengthening)
+    sel_c = record(split.selection_concept, "selection concept sentences")
+    sel_k = record(split.selection_contrast, "selection contrast sentences")
+    screen = screen_synapses(sel_c, sel_k, rows, candidates, layers, strengthening, progress)
     val_c = synapse_values(sel_c, screen.layers, screen.pres, screen.posts)
     val_k = synapse_values(sel_k, screen.layers, screen.pres, screen.posts)
     U_sel = stats.mannwhitneyu(val_c, val_k, alternative="greater", axis=0).statistic
@@ -343,8 +350,8 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
     del sel_c, sel_k
 
     entries = (screen.layers[order], screen.pres[order], screen.posts[order])
-    test_c = synapse_values(record(split.test_concept), *entries)
-    test_k = synapse_values(record(split.test_contrast), *entries)
+    test_c = synapse_values(record(split.test_concept, "held-out concept sentences"), *entries)
+    test_k = synapse_values(record(split.test_contrast, "held-out contrast sentences"), *entries)
     results = []
     for m, i in enumerate(order):
         syn = Synapse(int(screen.layers[i]), int(screen.pres[i]), int(screen.posts[i]), level)
@@ -356,24 +363,25 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
                            screen.entries, len(screen.t), seed, strengthening)
 
 
-def trace_passage(split: SentenceSplit, pairs: int = 3, max_tokens: int = DEFAULT_MAX_TOKENS
-                  ) -> tuple[str, list[tuple[int, int]]]:
-    """A passage of held-out sentences for a synapse trace: contrast and concept sentences alternating (up to
-    ``pairs`` of each, as many as fit in ``max_tokens`` bytes), joined by spaces; and the token spans
-    ``(start, end)`` of its concept sentences."""
-    parts: list[tuple[str, bool]] = []
-    length = -1
-    for contrast, concept in list(zip(split.test_contrast, split.test_concept))[:pairs]:
-        added = len(contrast.encode("utf-8")) + len(concept.encode("utf-8")) + 2
-        if parts and length + added > max_tokens:
-            break
-        parts += [(contrast, False), (concept, True)]
-        length += added
-    text, spans = "", []
-    for sentence, is_concept in parts:
-        text += " " if text else ""
-        start = len(text.encode("utf-8"))
-        text += sentence
-        if is_concept:
-            spans.append((start, len(text.encode("utf-8"))))
-    return text, spans
+class SentenceTrace(NamedTuple):
+    """A synapse's state after each token of one sentence read from a zero state; ``values[-1]`` is the state after
+    the sentence, the value the test ranks."""
+
+    sentence: str
+    concept: bool
+    values: np.ndarray
+
+
+def held_out_traces(model, found: ConceptSynapses, per_set: int = 3) -> list[SentenceTrace]:
+    """The best synapse of ``found`` over held-out sentences as its test reads them: each sentence alone from a zero
+    state (``synapse_trace``), token by token. The first ``per_set`` concept, then contrast sentences of the held-out
+    lists (their order is the random split's: a random sample)."""
+    if found.best is None:
+        raise ValueError("no concept synapse was reported (found.synapses is empty): there is nothing to trace")
+    if isinstance(per_set, bool) or not isinstance(per_set, int) or per_set < 1:
+        raise ValueError(f"per_set must be an integer >= 1, got {per_set!r}")
+    chosen = ([(s, True) for s in found.split.test_concept[:per_set]]
+              + [(s, False) for s in found.split.test_contrast[:per_set]])
+    return [SentenceTrace(sentence, concept, synapse_trace(model, sentence, found.best.synapse,
+                                                           max_tokens=len(sentence.encode("utf-8"))))
+            for sentence, concept in chosen]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .synapse_state import DEFAULT_MAX_TOKENS, layer_activity
 from ..text import encode
@@ -62,15 +63,17 @@ def lifetime_sparseness(sum_r: np.ndarray, sum_r2: np.ndarray, T: int) -> np.nda
 
 
 @torch.no_grad()
-def sparsity(model, text: str, window: int = DEFAULT_MAX_TOKENS) -> Sparsity:
-    """Active fractions, firing rates and lifetime sparseness of x and y over ``text`` (module doc)."""
+def sparsity(model, text: str, window: int = DEFAULT_MAX_TOKENS, progress: bool = False) -> Sparsity:
+    """Active fractions, firing rates and lifetime sparseness of x and y over ``text`` (module doc); ``progress``:
+    a bar over the windows."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     tokens = encode(text)
     if len(tokens) < 2:
         raise ValueError(f"text has {len(tokens)} token; sparsity statistics need at least 2")
     sums = {}
-    for start in range(0, len(tokens), window):
+    for start in tqdm(range(0, len(tokens), window), desc="sparsity", unit="window", disable=not progress,
+                      leave=False):
         act = layer_activity(model, tokens[start:start + window].unsqueeze(0).to(model.decoder.device))
         for which in WHICH:
             r = act[which][:, 0].double().cpu()  # L, T, n

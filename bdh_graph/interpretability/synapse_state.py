@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..graphs import graph_factors
 from ..model.tensor import LN_EPS, BDH, layer_norm, rope, rope_cos_sin
@@ -140,14 +141,15 @@ def layer_activity(model: BDH, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def record_sentences(model: BDH, sentences: list[str], level: str = "neuron",
                      max_tokens: int = DEFAULT_MAX_TOKENS, batch_size: int = 16,
-                     dtype: torch.dtype = torch.float32, name: str = "sentences") -> list[SentenceRecord]:
+                     dtype: torch.dtype = torch.float32, name: str = "sentences",
+                     progress: bool = False) -> list[SentenceRecord]:
     """Run the tensor model over each sentence from a zero state and keep its Hebbian factors (module doc).
 
     Sentences run ``batch_size`` at a time through the parallel form (``layer_activity``), padded at the end:
     the model is causal, so padding never changes the activity of the real tokens, which are all that is kept.
     ``level`` is ``"neuron"`` (pre = trace w, the paper's synapses sigma) or ``"hub"`` (pre = residual v, the
     tensor model's rho). Factors are stored in ``dtype``: about ``4 L (n_pre + n)`` bytes per token in float32.
-    ``name`` names the list in errors.
+    ``name`` names the list in errors and in the progress bar (``progress``).
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
@@ -157,7 +159,8 @@ def record_sentences(model: BDH, sentences: list[str], level: str = "neuron",
     device = model.decoder.device
     N = model.config.N
     records = []
-    for start in range(0, len(sentences), batch_size):
+    for start in tqdm(range(0, len(sentences), batch_size), desc=f"reading {name}", unit="batch",
+                      disable=not progress, leave=False):
         chunk = sentences[start:start + batch_size]
         token_lists = [encode(s) for s in chunk]
         T = max(len(t) for t in token_lists)

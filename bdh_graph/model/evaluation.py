@@ -11,6 +11,7 @@ from .tensor import BDH
 
 CONTEXT_SHOWN = 24  # bytes of context printed before each prediction
 POSITION_BUCKETS = (0, 256, 512, 1024, 2048, 4096)  # how far into a text a prediction is
+HOLDS_WITHIN = 0.25  # bits per byte: memory "holds" when no later bucket is further above the first
 
 
 @torch.no_grad()
@@ -73,4 +74,26 @@ def bits_per_byte_by_position(
     return {"edges": list(edges), "bits_per_byte": bits, "segments": segments}
 
 
-__all__ = ["POSITION_BUCKETS", "bits_per_byte_by_position", "next_byte_report"]
+def position_verdict(result: dict) -> str:
+    """One line on a :func:`bits_per_byte_by_position` result: does the model read later bytes as well as the first
+    ones (no bucket more than ``HOLDS_WITHIN`` bits above the first), or how much worse the worst bucket is."""
+    edges, bits = result["edges"], result["bits_per_byte"]
+    worst = max(range(1, len(bits)), key=lambda j: bits[j], default=0)
+    excess = bits[worst] - bits[0]
+    if excess <= HOLDS_WITHIN:
+        return (f"working memory holds over {edges[-1]} bytes: no bucket is more than {HOLDS_WITHIN} bits per byte "
+                f"above the first ({bits[0]:.2f})")
+    return (f"working memory fades with length: bytes [{edges[worst]}, {edges[worst + 1]}) cost {excess:.2f} bits per "
+            f"byte more than bytes [0, {edges[1]}) ({bits[worst]:.2f} against {bits[0]:.2f})")
+
+
+def byte_frequency_bits(training: torch.Tensor, tokens: torch.Tensor, vocab_size: int = 256) -> float:
+    """Bits per byte of ``tokens`` predicted from byte frequencies alone (those of ``training``, add-one smoothed):
+    the level a model that reads no context at all reaches."""
+    counts = torch.bincount(torch.as_tensor(training).reshape(-1).long(), minlength=vocab_size).double() + 1
+    log2p = torch.log2(counts / counts.sum())
+    return float(-log2p[torch.as_tensor(tokens).reshape(-1).long()].mean())
+
+
+__all__ = ["HOLDS_WITHIN", "POSITION_BUCKETS", "bits_per_byte_by_position", "byte_frequency_bits",
+           "next_byte_report", "position_verdict"]

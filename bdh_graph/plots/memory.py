@@ -1,6 +1,6 @@
-"""Figures of the working-memory experiments (``bdh_graph.network.memory``), each stating its verdict in its title:
-the memory horizon (bits per byte against the forgetting time constant), the per-byte loss along the text, and
-the lesions."""
+"""Figures of working memory, each stating its verdict in its title: bits per byte by position in a long text
+(``bdh_graph.model.evaluation``), and the experiments of ``bdh_graph.network.memory``: the memory horizon (bits
+per byte against the forgetting time constant), the per-byte loss along the text, and the lesions."""
 from __future__ import annotations
 
 import textwrap
@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..model.evaluation import HOLDS_WITHIN, position_verdict
 from . import save_figure  # selects the Agg backend
 from .synapses import token_labels
 
@@ -31,6 +32,30 @@ def plot_memory(result, folder) -> dict[str, Path]:
     if result.lesions:
         files["lesions"] = plot_lesions(result, folder / "memory_lesions.png")
     return files
+
+
+def plot_bits_by_position(result: dict, path, frequencies: float | None = None, detail: str = "") -> Path:
+    """Bits per byte in each position bucket of a ``bits_per_byte_by_position`` result, as steps over a log axis of
+    position, with the band where memory "holds" (``HOLDS_WITHIN`` above the first bucket) and, if given, the
+    level of byte ``frequencies`` alone (no context)."""
+    edges, bits = result["edges"], result["bits_per_byte"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    left = [max(e, 1) for e in edges[:-1]]  # position 0 predicts nothing; a log axis starts at byte 1
+    ax.stairs(bits, [left[0], *edges[1:]], color=FULL, lw=2, baseline=None, label="model")
+    for lo, hi, b in zip(left, edges[1:], bits):
+        ax.text((lo * hi) ** 0.5, b, f"{b:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.axhspan(bits[0], bits[0] + HOLDS_WITHIN, color=FULL, alpha=0.12,
+               label=f"within {HOLDS_WITHIN} bits of the first bucket")
+    if frequencies is not None:
+        ax.axhline(frequencies, color=NONE, ls="--", label=f"byte frequencies alone ({frequencies:.2f})")
+    ax.set_xscale("log")
+    ax.set_xlim(1, edges[-1])
+    ax.set_xlabel("position of the predicted byte in the text (bytes read from a zero synaptic state)")
+    ax.set_ylabel("bits per byte")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    segments = f"{result['segments']} segments of {edges[-1]} bytes"
+    ax.set_title(_title(position_verdict(result), f"{segments}{'; ' + detail if detail else ''}"), fontsize=9)
+    return save_figure(fig, path)
 
 
 def plot_horizon(result, path) -> Path:

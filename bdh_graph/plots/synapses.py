@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..interpretability.monosemantic import ConceptSynapses, trace_passage
-from ..interpretability.synapse_state import synapse_trace
+from ..interpretability.monosemantic import ConceptSynapses, held_out_traces
 from ..text import encode
 from . import save_figure  # selects the Agg backend
 
 MAX_TRACE_TOKENS = 1024  # beyond this the characters under the axis cannot be read
+CONCEPT_COLOUR, CONTRAST_COLOUR = "tab:orange", "tab:blue"
 
 
 def token_labels(tokens) -> list[str]:
@@ -30,11 +30,10 @@ def token_labels(tokens) -> list[str]:
     return labels
 
 
-def plot_synapse_trace(values, tokens, path, title: str = "", spans: list[tuple[int, int]] | None = None) -> Path:
+def plot_synapse_trace(values, tokens, path, title: str = "") -> Path:
     """The synapse's state after each token, with the passage written under the x axis one byte per tick.
 
-    ``values`` (T,) and ``tokens`` (T,) byte ids; ``spans`` are ``(start, end)`` token ranges to shade (for
-    instance the concept words).
+    ``values`` (T,) and ``tokens`` (T,) byte ids.
     """
     values = np.asarray(values, dtype=float).reshape(-1)
     labels = token_labels(tokens)
@@ -45,8 +44,6 @@ def plot_synapse_trace(values, tokens, path, title: str = "", spans: list[tuple[
                          f"takes at most {MAX_TRACE_TOKENS}")
     T = len(values)
     fig, ax = plt.subplots(figsize=(min(max(6.0, 0.13 * T), 160.0), 3.2))
-    for start, end in spans or []:
-        ax.axvspan(start - 0.5, end - 0.5, color="tab:orange", alpha=0.2, lw=0)
     ax.step(np.arange(T), values, where="mid", color="tab:blue", lw=1.4)
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlim(-0.5, T - 0.5)
@@ -61,10 +58,10 @@ def plot_synapse_trace(values, tokens, path, title: str = "", spans: list[tuple[
 def plot_concept_test(concept_values, contrast_values, path, title: str = "", stats_line: str = "") -> Path:
     """The held-out values of one synapse after concept and after contrast sentences, side by side."""
     groups = [np.asarray(concept_values, float), np.asarray(contrast_values, float)]
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    fig, ax = plt.subplots(figsize=(5.0, 4.0))
     ax.boxplot(groups, showfliers=False, widths=0.5)
     jitter = np.random.default_rng(0)
-    for k, (vals, colour) in enumerate(zip(groups, ("tab:orange", "tab:blue")), start=1):
+    for k, (vals, colour) in enumerate(zip(groups, (CONCEPT_COLOUR, CONTRAST_COLOUR)), start=1):
         ax.scatter(k + jitter.uniform(-0.12, 0.12, len(vals)), vals, s=10, color=colour, alpha=0.7, zorder=3)
     ax.set_xticks([1, 2])
     ax.set_xticklabels([f"concept (n={len(groups[0])})", f"contrast (n={len(groups[1])})"])
@@ -75,25 +72,57 @@ def plot_concept_test(concept_values, contrast_values, path, title: str = "", st
     return save_figure(fig, path)
 
 
-def plot_concept_synapse(model, found: ConceptSynapses, path, label: str) -> Path:
-    """The best synapse of ``found`` (``found.best``) token by token over held-out sentences, contrast and concept
-    sentences alternating, the concept sentences shaded; ``label`` names the concept in the title."""
+def plot_concept_synapse(model, found: ConceptSynapses, path, label: str, per_set: int = 3) -> Path:
+    """The best synapse of ``found`` as its held-out test sees it: ``per_set`` held-out concept and contrast
+    sentences (``held_out_traces``), one row each, every sentence read alone from a zero state; the dot at the end
+    of a row is the state after the sentence, the value the Mann-Whitney test ranks. ``label`` names the concept."""
     best = _best(found)
-    text, spans = trace_passage(found.split)
-    values = synapse_trace(model, text, best.synapse)
-    title = (f"{label}: {best.synapse.describe(model.config)}\nheld-out U = {best.test.U:.0f} of "
-             f"{best.test.n_concept * best.test.n_contrast}, p = {best.test.p:.2g}, rank-biserial "
-             f"{best.test.rank_biserial:.2f}{' (significant)' if best.significant else ' (not significant)'}; "
-             "shaded: concept sentences")
-    return plot_synapse_trace(values, encode(text), path, title, spans)
+    traces = held_out_traces(model, found, per_set)
+    width = max(len(t.values) for t in traces)
+    fig, axes = plt.subplots(len(traces), 1, sharey=True, squeeze=False, layout="constrained",
+                             figsize=(min(max(6.0, 0.11 * width + 1.8), 12.0), 0.8 * len(traces) + 1.5))
+    for ax, trace in zip(axes[:, 0], traces):
+        colour = CONCEPT_COLOUR if trace.concept else CONTRAST_COLOUR
+        T, end = len(trace.values), trace.values[-1]
+        ax.step(np.arange(T), trace.values, where="mid", color=colour, lw=1.3)
+        ax.plot(T - 1, end, "o", color=colour, ms=5, zorder=3)
+        ax.annotate(f"{end:.3g}", (T - 1, end), xytext=(6, 0), textcoords="offset points", va="center", fontsize=7,
+                    color=colour)
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.set_xlim(-0.5, width + 3.5)  # the same scale per byte in every row, room for the end value
+        ax.set_xticks(np.arange(T))
+        ax.set_xticklabels(token_labels(encode(trace.sentence)), fontsize=7, family="monospace")
+        ax.tick_params(axis="x", length=0)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel("concept" if trace.concept else "contrast", color=colour, fontsize=8)
+    low, high = axes[0, 0].get_ylim()
+    axes[0, 0].set_ylim(low, high + 0.1 * (high - low))  # room for the end values (the rows share y)
+    fig.suptitle(f"{label}: {best.synapse.describe(model.config)}\n"
+                 f"{per_set} held-out concept and {per_set} contrast sentences, each read from a zero state as the "
+                 "test reads them;\nthe dot is the state after the sentence, the value the test ranks\n"
+                 + ";\n".join(_verdict(found)), fontsize=8)
+    fig.supylabel("synapse state after each byte", fontsize=8)
+    return save_figure(fig, path)
 
 
-def plot_concept_synapse_test(found: ConceptSynapses, config, path) -> Path:
-    """The best synapse's values after each held-out concept and contrast sentence (``plot_concept_test``)."""
+def plot_concept_synapse_test(found: ConceptSynapses, config, path, label: str = "") -> Path:
+    """The best synapse's values after each held-out concept and contrast sentence (``plot_concept_test``), the
+    verdict of its one-sided Mann-Whitney U test in the title."""
     best = _best(found)
+    numbers, verdict = _verdict(found)
     return plot_concept_test(best.test_concept_values, best.test_contrast_values, path,
-                             best.synapse.describe(config),
-                             f"U = {best.test.U:.0f}, p = {best.test.p:.2g}, r = {best.test.rank_biserial:.2f}")
+                             f"{label + ': ' if label else ''}{best.synapse.describe(config)}\n{verdict}", numbers)
+
+
+def _verdict(found: ConceptSynapses) -> tuple[str, str]:
+    """The held-out test of the best synapse: its numbers (U, p, rank-biserial r) and its verdict (Bonferroni)."""
+    best = found.best
+    n_c, n_k = best.test.n_concept, best.test.n_contrast
+    numbers = (f"held out, {n_c} vs {n_k} sentences: U = {best.test.U:.0f} of {n_c * n_k}, p = {best.test.p:.2g}, "
+               f"r = {best.test.rank_biserial:.2f}")
+    verdict = (f"{'significant' if best.significant else 'not significant'} at alpha = {found.alpha:g} after "
+               f"Bonferroni x{len(found.synapses)} (p = {best.p_bonferroni:.2g})")
+    return numbers, verdict
 
 
 def _best(found: ConceptSynapses):

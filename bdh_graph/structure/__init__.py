@@ -1,18 +1,19 @@
-"""Structure statistics of neuron graphs (the paper's section 5.5): degrees, power-law fits, modularity, null models, sweeps.
+"""Structure statistics of neuron graphs (the paper's section 5.5): degrees, power-law fits, modularity, null models,
+sweeps over edge counts, and the report that sets a model beside a baseline (``report``).
 
 Plain functions on ``scipy.sparse`` graphs with ``A[i, j]`` = weight of the edge ``i -> j``; they never import
-the network, training or plotting code.
+the network, training or plotting code (``baseline`` builds an untrained model from the model room's ``BDH``).
 """
 from .degrees import ccdf, in_degree, in_strength, out_degree, out_strength
-from .modularity import ModularityResult, louvain, modularity
+from .modularity import ModularityResult, giant_component_share, louvain, modularity, modularity_terms
 from .nulls import gnm_null, low_rank_null, rewired_null
-from .powerlaw_fit import PowerLawFit, fit_power_law, sample_power_law
-from .sweep import NULL_MODELS, SweepPoint, modularity_sweep
+from .powerlaw_fit import ALPHA_RANGE, PowerLawFit, fit_power_law, sample_power_law
+from .sweep import LADDER, NULL_MODELS, SweepPoint, ladder_counts, modularity_sweep
 
 __all__ = [
     "ccdf", "in_degree", "in_strength", "out_degree", "out_strength",
-    "ModularityResult", "louvain", "modularity",
+    "ModularityResult", "giant_component_share", "louvain", "modularity", "modularity_terms",
     "gnm_null", "low_rank_null", "rewired_null",
-    "PowerLawFit", "fit_power_law", "sample_power_law",
-    "NULL_MODELS", "SweepPoint", "modularity_sweep",
+    "ALPHA_RANGE", "PowerLawFit", "fit_power_law", "sample_power_law",
+    "LADDER", "NULL_MODELS", "SweepPoint", "ladder_counts", "modularity_sweep",
 ]

@@ -52,9 +52,18 @@ def ccdf(values) -> tuple[np.ndarray, np.ndarray]:
 
 
 def summary(values) -> dict:
-    """Mean, max, and the number of zeros of a degree or strength sequence."""
-    values = np.asarray(values)
+    """Mean, standard deviation, coefficient of variation ``cv = std / mean``, max, and the number of zeros of a
+    degree or strength sequence (over all nodes, zeros included; ``std`` is the population's, ``ddof = 0``).
+
+    A random graph's degrees are nearly Poisson (``cv ~ 1 / sqrt(mean)``); a heavy tail shows as ``cv > 1``.
+
+    >>> summary([0, 2, 4])["cv"]
+    0.816...
+    """
+    values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
-        return {"n": 0, "mean": float("nan"), "max": float("nan"), "zeros": 0}
-    return {"n": int(values.size), "mean": float(values.mean()), "max": float(values.max()),
-            "zeros": int((values == 0).sum())}
+        return {"n": 0, "mean": float("nan"), "std": float("nan"), "cv": float("nan"), "max": float("nan"),
+                "zeros": 0}
+    mean, std = float(values.mean()), float(values.std())
+    return {"n": int(values.size), "mean": mean, "std": std, "cv": std / mean if mean else float("nan"),
+            "max": float(values.max()), "zeros": int((values == 0).sum())}

@@ -10,7 +10,9 @@ Directed (Leicht and Newman 2008), on ``A`` itself::
 
 Unweighted (``weighted=False``) every edge counts 1: ``A`` is replaced by its pattern first, so a pair of
 opposite edges becomes an undirected edge of weight 2. Louvain (Blondel et al. 2008) is run once per seed and
-the partition of highest Q is kept (the paper: best of 5). Backends: networkx's ``louvain_communities``
+the partition of highest Q is kept (the paper: best of 5). Each result also records the share of nodes in the
+graph's largest (weakly) connected component: a fragmented sparse graph scores a high Q from its separate pieces
+alone, whatever its structure. Backends: networkx's ``louvain_communities``
 (always there) or igraph's ``community_multilevel`` when python-igraph is installed (undirected only, faster).
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from networkx.algorithms.community import louvain_communities
 from networkx.algorithms.community import modularity as nx_modularity
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from .degrees import _checked
 
@@ -40,20 +43,37 @@ class ModularityResult:
     directed: bool
     weighted: bool
     backend: str
+    giant_component: float = float("nan")  # share of nodes in the largest weakly connected component
 
     @property
     def n_communities(self) -> int:
         return int(np.unique(self.labels).size)
 
+    @property
+    def Q_spread(self) -> tuple[float, float]:
+        """The lowest and highest Q over the Louvain seeds."""
+        return min(self.Q_per_seed), max(self.Q_per_seed)
+
     def describe(self) -> str:
         graph = ("directed" if self.directed else "undirected (symmetrised A + A^T)") + \
                 (", weighted" if self.weighted else ", unweighted")
-        return f"Q = {self.Q:.4f}, {self.n_communities} communities, best of {len(self.seeds)} Louvain seeds; {graph}"
+        return (f"Q = {self.Q:.4f}, {self.n_communities} communities, best of {len(self.seeds)} Louvain seeds; "
+                f"{graph}; {self.giant_component:.1%} of nodes in the largest connected component")
 
     def to_dict(self) -> dict:
         return {"Q": self.Q, "n_communities": self.n_communities, "Q_per_seed": list(self.Q_per_seed),
-                "seeds": list(self.seeds), "directed": self.directed, "weighted": self.weighted,
-                "symmetrised": not self.directed, "backend": self.backend}
+                "Q_spread": list(self.Q_spread), "seeds": list(self.seeds), "directed": self.directed,
+                "weighted": self.weighted, "symmetrised": not self.directed, "backend": self.backend,
+                "giant_component": self.giant_component}
+
+
+def giant_component_share(A) -> float:
+    """Share of the nodes of ``A`` in its largest weakly connected component (isolated nodes count as nodes)."""
+    A = _checked(A)
+    if A.shape[0] == 0:
+        return float("nan")
+    _, labels = connected_components(A, directed=True, connection="weak")
+    return float(np.bincount(labels).max() / A.shape[0])
 
 
 def _square(A) -> sparse.csr_array:
@@ -113,6 +133,29 @@ def modularity(A, labels, directed: bool = False, weighted: bool = False) -> flo
     return float(nx_modularity(G, communities, weight="weight"))
 
 
+def modularity_terms(A, labels, directed: bool = False, weighted: bool = False) -> tuple[float, float]:
+    """The two terms of ``Q`` (module doc): the share of edge weight inside communities, ``sum_c e_cc / 2m``, and its
+    expectation with the same degrees, ``sum_c (K_c / 2m)^2`` (directed: ``sum_c K_c^out K_c^in / m^2``), where
+    ``K_c`` sums the degrees of community c. ``Q`` is the first minus the second.
+
+    >>> inside, expected = modularity_terms(sparse.csr_array(np.eye(2)), [0, 1]); inside - expected
+    0.5
+    """
+    W = graph_for_modularity(A, directed, weighted)
+    labels = np.asarray(labels)
+    if labels.shape != (W.shape[0],):
+        raise ValueError(f"labels has shape {labels.shape}, expected one community per node ({W.shape[0]},)")
+    total = W.sum()
+    if total == 0:
+        raise ValueError("modularity is undefined on a graph without edges")
+    coo = W.tocoo()
+    _, community = np.unique(labels, return_inverse=True)
+    inside = coo.data[community[coo.row] == community[coo.col]].sum() / total
+    k_out = np.bincount(community, weights=np.asarray(W.sum(axis=1)).ravel())
+    k_in = np.bincount(community, weights=np.asarray(W.sum(axis=0)).ravel())
+    return float(inside), float((k_out * k_in).sum() / total**2)
+
+
 def _igraph_partitions(W: sparse.csr_array, seeds: tuple[int, ...]):
     """``(labels, Q)`` of igraph's multilevel (Louvain) for each seed, Q by igraph on the same edge weights."""
     import igraph
@@ -170,4 +213,5 @@ def louvain(A, seeds: int | tuple[int, ...] = 5, directed: bool = False, weighte
         if best is None or Q > max(scores):
             best = labels
         scores.append(Q)
-    return ModularityResult(max(scores), best, tuple(scores), seeds, directed, weighted, backend)
+    return ModularityResult(max(scores), best, tuple(scores), seeds, directed, weighted, backend,
+                            giant_component_share(W))

@@ -6,7 +6,10 @@ Discrete power law ``p(x) = x^(-alpha) / zeta(alpha, x_min)`` for integers ``x >
 1. Fit: for each candidate ``x_min`` the maximum-likelihood ``alpha`` of the tail ``x >= x_min``; ``x_min`` is
    the one minimising the Kolmogorov-Smirnov distance ``D`` between the tail's empirical CDF and the fit
    (CSN section 3). Done by the ``powerlaw`` package (Alstott, Bullmore and Plenz 2014) with the exact
-   discrete likelihood (``estimate_discrete=False``).
+   discrete likelihood (``estimate_discrete=False``), alpha searched in :data:`ALPHA_RANGE` at every candidate
+   ``x_min`` and in every bootstrap refit. The range is passed explicitly because ``powerlaw`` 2.x bounds alpha
+   at 3 by default (``Power_Law.DEFAULT_PARAMETER_RANGES``), which clips steeper tails to 3.00 and moves the
+   choice of ``x_min`` with them; 1.x takes the same bounds under another keyword (``parameter_range``).
 2. Goodness of fit (CSN section 4.1): ``n_bootstrap`` synthetic data sets of the same size; each value comes,
    with probability ``n_tail / n``, from the fitted power law, else from the observed values below ``x_min``.
    Each is fitted the same way (``x_min`` too); ``p`` is the fraction with ``D_synthetic >= D``. ``p < 0.1``
@@ -19,17 +22,26 @@ Zeros (neurons without edges) are outside any power law's support and are left o
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import powerlaw
 from scipy.special import zeta
+from tqdm.auto import tqdm
 
 from ..graphs import check_count
 
 SIGNIFICANCE = 0.1  # CSN's conventional level for both the bootstrap p-value and the likelihood-ratio tests
 ALTERNATIVES = ("lognormal", "exponential")
+# alpha > 1 normalises a power law; a tail steeper than 20 is no heavy tail at all (an untrained model's degrees
+# fit at 6-9). ``powerlaw`` 2.x discards a candidate x_min whose alpha comes within 0.01 of either bound.
+ALPHA_RANGE = (1.0, 20.0)
+_RANGE_KEYWORD = "parameter_ranges" if "parameter_ranges" in inspect.signature(powerlaw.Fit).parameters \
+    else "parameter_range"  # powerlaw 2.x, 1.x
 
 
 @dataclass(frozen=True)
@@ -72,14 +84,17 @@ class PowerLawFit:
 
     @property
     def verdict(self) -> str:
-        """One line in CSN's terms."""
-        if self.p_value < SIGNIFICANCE:
-            return f"power law ruled out (bootstrap p = {self.p_value:.2f} < {SIGNIFICANCE})"
-        better = [c.alternative for c in self.comparisons if c.favoured == c.alternative]
-        if better:
-            return f"{' and '.join(better)} favoured over the power law (likelihood ratio, p < {SIGNIFICANCE})"
+        """One line in CSN's terms: the bootstrap's verdict, then what the likelihood ratios favour."""
+        better = [c for c in self.comparisons if c.favoured == c.alternative]
         worse = [c.alternative for c in self.comparisons if c.favoured == "power_law"]
+        lr = " and ".join(f"{c.alternative} favoured over it (likelihood ratio R = {c.R:.2f}, p = {c.p:.2g})"
+                          for c in better)
+        if self.p_value < SIGNIFICANCE:
+            return f"power law ruled out (bootstrap p = {self.p_value:.2f} < {SIGNIFICANCE}); " + \
+                (lr or "no alternative significantly better")
         gof = "no bootstrap" if np.isnan(self.p_value) else f"bootstrap p = {self.p_value:.2f}"
+        if better:
+            return f"power law doubtful ({gof}): {lr}"
         tail = f"; favoured over {' and '.join(worse)}" if worse else "; alternatives not ruled out"
         return f"power law plausible ({gof}){tail}"
 
@@ -90,10 +105,19 @@ class PowerLawFit:
         return out
 
 
-def _fit(values: np.ndarray, discrete: bool):
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
+@contextlib.contextmanager
+def _quiet():
+    """Silence ``powerlaw``: its warnings, numpy's, and the x_min search that 1.5 prints to stdout whatever
+    ``verbose`` says (stdout may carry a command's JSON)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        fit = powerlaw.Fit(values, discrete=discrete, estimate_discrete=False, verbose=0)
+        yield
+
+
+def _fit(values: np.ndarray, discrete: bool):
+    with _quiet():
+        fit = powerlaw.Fit(values, discrete=discrete, estimate_discrete=False, verbose=0,
+                           **{_RANGE_KEYWORD: {"alpha": ALPHA_RANGE}})
         return fit, fit.power_law
 
 
@@ -132,11 +156,11 @@ def sample_power_law(alpha: float, xmin: float, size: int, rng: np.random.Genera
 
 
 def _bootstrap_p(values: np.ndarray, alpha: float, xmin: float, ks: float, n_bootstrap: int, discrete: bool,
-                 rng: np.random.Generator) -> float:
+                 rng: np.random.Generator, progress: bool = False) -> float:
     body = values[values < xmin]
     p_tail = np.mean(values >= xmin)
     exceed = 0
-    for _ in range(n_bootstrap):
+    for _ in tqdm(range(n_bootstrap), desc="power-law bootstrap", unit="set", disable=not progress, leave=False):
         from_tail = rng.random(values.size) < p_tail
         synthetic = np.empty(values.size)
         synthetic[from_tail] = sample_power_law(alpha, xmin, int(from_tail.sum()), rng, discrete)
@@ -149,8 +173,9 @@ def _bootstrap_p(values: np.ndarray, alpha: float, xmin: float, ks: float, n_boo
 
 
 def fit_power_law(values, discrete: bool = True, n_bootstrap: int = 100, seed: int | None = 0,
-                  alternatives: tuple[str, ...] = ALTERNATIVES) -> PowerLawFit:
+                  alternatives: tuple[str, ...] = ALTERNATIVES, progress: bool = False) -> PowerLawFit:
     """Fit a power law to ``values`` (degrees: ``discrete=True``), test its fit and compare it (module doc).
+    ``progress`` shows a bar over the bootstrap's synthetic sets.
 
     >>> rng = np.random.default_rng(1)
     >>> fit_power_law(sample_power_law(2.5, 1, 5000, rng), n_bootstrap=0).alpha   # doctest: +SKIP
@@ -166,15 +191,16 @@ def fit_power_law(values, discrete: bool = True, n_bootstrap: int = 100, seed: i
                          f"{np.unique(positive).size} (of {values.size} values)")
     fit, pl = _fit(positive, discrete)
     rng = np.random.default_rng(seed)
-    p = _bootstrap_p(positive, pl.alpha, fit.xmin, pl.D, n_bootstrap, discrete, rng) if n_bootstrap else np.nan
+    p = _bootstrap_p(positive, pl.alpha, fit.xmin, pl.D, n_bootstrap, discrete, rng, progress) \
+        if n_bootstrap else np.nan
     comparisons = []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
+    with _quiet():
         for alt in alternatives:
             R, p_lr = fit.distribution_compare("power_law", alt, normalized_ratio=True)
             comparisons.append(Comparison(alt, float(R), float(p_lr)))
     return PowerLawFit(
-        alpha=float(pl.alpha), sigma=float(pl.standard_err), xmin=float(fit.xmin), ks_distance=float(pl.D),
+        alpha=float(pl.alpha), sigma=float((pl.alpha - 1) / np.sqrt(fit.n_tail)), xmin=float(fit.xmin),
+        ks_distance=float(pl.D),
         n=int(positive.size), n_tail=int(fit.n_tail), n_zero=int(values.size - positive.size), discrete=discrete,
         p_value=float(p), n_bootstrap=int(n_bootstrap), comparisons=tuple(comparisons),
     )

@@ -1,7 +1,10 @@
-"""One graph's structure in numbers: degrees and their power-law fits, modularity next to the null models.
+"""One graph's structure in numbers: degrees and their power-law fits, modularity over a ladder of edge counts next
+to the null models, and the same analysis of a baseline graph (an untrained model) side by side.
 
-``analyze_structure`` gathers the analysis of the paper's section 5.5 with the statistics network scientists expect; ``StructureAnalysis.to_dict`` and ``.markdown``
-are the report's JSON and markdown. Figures are drawn elsewhere (``bdh_graph.plots``) from the same object.
+``analyze_structure`` analyses one circuit of extracted ``Circuits``; ``analyze_graph`` is what
+``bdh-graph analyze`` runs: it extracts the denser graph the edge-count ladder needs and, given a baseline's
+graph factors, analyses the baseline at the same edge counts. ``StructureAnalysis.to_dict`` and ``.markdown`` are
+the report's JSON and markdown. Figures are drawn elsewhere (``bdh_graph.plots``) from the same object.
 """
 from __future__ import annotations
 
@@ -11,15 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
-from ..graphs import Circuits
+from ..graphs import Circuits, GraphFactors, Strongest, product_graph
 from . import degrees
 from .powerlaw_fit import PowerLawFit, fit_power_law
-from .sweep import NULL_MODELS, SweepPoint, at_beta, modularity_sweep
+from .sweep import LADDER, NULL_MODELS, SweepPoint, at_beta, betas_for_edges, ladder_counts, sweep_graphs
+
+FRAGMENTED = 0.9  # a graph with less than this share of its nodes in the largest component is called fragmented
 
 
 @dataclass
 class StructureAnalysis:
-    """The analysed circuit ``graph`` (square, ``A[i, j]`` = weight of ``i -> j``) at ``beta``, and its statistics."""
+    """The analysed circuit ``graph`` (square, ``A[i, j]`` = weight of ``i -> j``) at ``beta``, and its statistics.
+
+    ``cuts`` gives, for each circuit of the extraction, the threshold it was cut at and the edges it kept;
+    ``baseline`` is the same analysis of a baseline graph at the same edge counts (``baseline_meta`` says which).
+    """
 
     graph: sparse.csr_array
     node_ids: np.ndarray
@@ -30,25 +39,81 @@ class StructureAnalysis:
     fits: dict[str, PowerLawFit | str]  # "in", "out": a fit, or why there is none
     sweep: list[SweepPoint]
     timings: dict[str, float] = field(default_factory=dict)
+    cuts: dict[str, dict] = field(default_factory=dict)
+    baseline: StructureAnalysis | None = None
+    baseline_meta: dict = field(default_factory=dict)
 
     @property
     def point(self) -> SweepPoint:
         """The sweep point at the analysed ``beta``."""
         return min(self.sweep, key=lambda p: abs(p.beta - self.beta))
 
+    @property
+    def n_edges(self) -> int:
+        return int(self.graph.nnz)
+
+    def modularity_verdict(self) -> str:
+        """Where Q stands against the largest null over the sweep, and where graph or nulls fragment."""
+        points = [p for p in self.sweep if p.result is not None and p.nulls]
+        if not points:
+            return "no null model measured"
+        above = [p for p in points if p.Q > max(r.Q for r in p.nulls.values())]
+        here = self.point
+        words = [f"Q above every null at {len(above)} of {len(points)} edge counts"]
+        if here.result is not None and here.nulls:
+            name, top = max(here.nulls.items(), key=lambda kv: kv[1].Q)
+            words.append(f"at m = {here.edges}: Q = {here.Q:.3f} against {top.Q:.3f} ({name})")
+        fragmented = []
+        for label, share in [("graph", lambda p: p.result.giant_component),
+                             *[(name, lambda p, n=name: p.nulls[n].giant_component) for name in points[0].nulls]]:
+            low = [p.edges for p in points if share(p) < FRAGMENTED]
+            if low:
+                fragmented.append(f"{label} at m <= {max(low)}")
+        words.append(f"fragmented (< {FRAGMENTED:.0%} of nodes in the largest component): " +
+                     (", ".join(fragmented) if fragmented else "none"))
+        return "; ".join(words)
+
+    def summary(self) -> dict:
+        """The numbers a trained model is compared on with its baseline: degree spread, tails, Q against nulls."""
+        point = self.point
+        out = {"nodes": int(self.graph.shape[0]), "edges": self.n_edges, "beta": self.beta}
+        for k in ("in", "out"):
+            s, f = degrees.summary(self.degrees[k]), self.fits[k]
+            out[k] = {"cv": s["cv"], "max": s["max"], "zeros": s["zeros"],
+                      **({"alpha": f.alpha, "sigma": f.sigma, "xmin": f.xmin, "n_tail": f.n_tail,
+                          "p_value": f.p_value, "verdict": f.verdict} if isinstance(f, PowerLawFit) else {"error": f})}
+        if point.result is not None:
+            out["modularity"] = {"Q": point.Q, "giant_component": point.result.giant_component,
+                                 "nulls": {n: {"Q": r.Q, "giant_component": r.giant_component}
+                                           for n, r in point.nulls.items()},
+                                 "Q_minus_largest_null": point.Q - max((r.Q for r in point.nulls.values()),
+                                                                       default=float("nan")),
+                                 "verdict": self.modularity_verdict()}
+        return out
+
+    def partition_csv(self) -> str:
+        """The analysed graph's Louvain partition as CSV, ``neuron,community`` (global neuron ids)."""
+        labels = self.point.result.labels
+        return "neuron,community\n" + "".join(f"{i},{c}\n" for i, c in zip(self.node_ids.tolist(), labels.tolist()))
+
     def to_dict(self) -> dict:
         fits = {k: (f.to_dict() if isinstance(f, PowerLawFit) else {"error": f}) for k, f in self.fits.items()}
         point = self.point
-        return {
+        report = {
             "graph": {**self.meta, "circuit": self.circuit, "beta": self.beta, "nodes": int(self.graph.shape[0]),
-                      "edges": int(self.graph.nnz)},
+                      "edges": self.n_edges, "cuts": self.cuts},
             "degrees": {k: degrees.summary(v) for k, v in self.degrees.items()},
             "power_law": fits,
-            "modularity": {**point.result.to_dict(),
-                           "nulls": {name: r.to_dict() for name, r in point.nulls.items()}},
+            "modularity": {**(point.result.to_dict() if point.result is not None else {}),
+                           "nulls": {name: r.to_dict() for name, r in point.nulls.items()},
+                           "verdict": self.modularity_verdict()},
             "sweep": [p.to_dict() for p in self.sweep],
             "timings_s": self.timings,
         }
+        if self.baseline is not None:
+            report["baseline"] = {**self.baseline_meta, **self.baseline.to_dict()}
+            report["comparison"] = {"this": self.summary(), "baseline": self.baseline.summary()}
+        return report
 
     def markdown(self) -> str:
         r = self.to_dict()
@@ -58,69 +123,135 @@ class StructureAnalysis:
             f"# Structure of G_{g.get('which', '?')} ({g.get('form', '?')} form, {head}, {self.circuit} circuit)",
             "",
             f"- nodes n = {g['nodes']}, edges m = {g['edges']} (weights >= beta = {self.beta:.6g})",
+            "- cuts of the extraction: " + ", ".join(
+                f"{name} G {'>= ' if name == 'excitatory' else '<= -'}{c['beta']:.6g} ({c['edges']} edges"
+                f"{', analysed' if self.circuit in (name, 'both') else ''})" for name, c in self.cuts.items()),
             "- orientation: A[i, j] = weight of the edge i -> j (i presynaptic)",
             "",
             "## Degrees and power-law fits (Clauset, Shalizi and Newman 2009)",
             "",
-            "| degree | mean | max | zeros | alpha | x_min | n_tail | KS D | bootstrap p | LR vs lognormal (R, p) "
-            "| LR vs exponential (R, p) | verdict |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| degree | mean | CV | max | zeros | alpha | x_min | n_tail | KS D | bootstrap p | "
+            "LR vs lognormal (R, p) | LR vs exponential (R, p) | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for k in ("in", "out"):
             s, f = r["degrees"][k], r["power_law"][k]
+            stats = f"| {k} | {s['mean']:.2f} | {s['cv']:.2f} | {s['max']:.0f} | {s['zeros']} |"
             if "error" in f:
-                lines.append(f"| {k} | {s['mean']:.2f} | {s['max']:.0f} | {s['zeros']} | | | | | | | | {f['error']} |")
+                lines.append(f"{stats} | | | | | | | {f['error']} |")
                 continue
             lr = [f"{c['R']:.2f}, {c['p']:.2g}" for c in f["comparisons"].values()]
-            lines.append(f"| {k} | {s['mean']:.2f} | {s['max']:.0f} | {s['zeros']} | {f['alpha']:.3f} ± "
-                         f"{f['sigma']:.3f} | {f['xmin']:.0f} | {f['n_tail']} | {f['ks_distance']:.4f} | "
-                         f"{f['p_value']:.2f} ({f['n_bootstrap']} sets) | {' | '.join(lr)} | {f['verdict']} |")
-        graph = ("directed" if mod["directed"] else "undirected (symmetrised A + A^T)") + \
-                (", weighted" if mod["weighted"] else ", unweighted")
-        lines += [
-            "",
-            "## Modularity (Louvain, best of {} seeds; graph {}; backend {})".format(
-                len(mod["seeds"]), graph, mod["backend"]),
-            "",
-            "| graph | Q | communities |",
-            "|---|---|---|",
-            f"| this graph | {mod['Q']:.4f} | {mod['n_communities']} |",
-        ]
-        lines += [f"| null: {name} (same n, m) | {v['Q']:.4f} | {v['n_communities']} |"
-                  for name, v in mod["nulls"].items()]
+            lines.append(f"{stats} {f['alpha']:.3f} ± {f['sigma']:.3f} | {f['xmin']:.0f} | {f['n_tail']} | "
+                         f"{f['ks_distance']:.4f} | {f['p_value']:.2f} ({f['n_bootstrap']} sets) | {' | '.join(lr)} | "
+                         f"{f['verdict']} |")
+        if "Q" in mod:
+            graph = ("directed" if mod["directed"] else "undirected (symmetrised A + A^T)") + \
+                    (", weighted" if mod["weighted"] else ", unweighted")
+            lines += [
+                "",
+                f"## Modularity (Louvain, best of {len(mod['seeds'])} seeds; graph {graph}; backend {mod['backend']})",
+                "",
+                f"Verdict: {mod['verdict']}.",
+                "",
+                "| graph | Q | Q over seeds | communities | nodes in largest component |",
+                "|---|---|---|---|---|",
+                _modularity_row("this graph", mod),
+                *[_modularity_row(f"null: {name} (same n, m)", v) for name, v in mod["nulls"].items()],
+            ]
+        names = list(self.sweep[0].nulls) if self.sweep and self.sweep[0].nulls else []
         if len(self.sweep) > 1:
-            names = list(self.sweep[0].nulls) if self.sweep[0].nulls else []
-            lines += ["", "## Modularity against beta", "",
+            lines += ["", "## Modularity against the number of edges (Q [min, max over seeds], share of nodes in "
+                          "the largest component)", "",
                       "| beta | edges | Q | " + " | ".join(f"Q {n}" for n in names) + " |",
                       "|---" * (3 + len(names)) + "|"]
             for p in r["sweep"]:
-                lines.append(f"| {p['beta']:.6g} | {p['edges']} | {p['Q']:.4f} | " +
-                             " | ".join(f"{p.get('Q_' + n, float('nan')):.4f}" for n in names) + " |")
+                lines.append(f"| {p['beta']:.6g} | {p['edges']} | {_cell(p)} | " +
+                             " | ".join(_cell(p["nulls"][n]) if n in p["nulls"] else "" for n in names) + " |")
+        if "comparison" in r:
+            lines += ["", *_comparison_lines(r["comparison"], r["baseline"])]
         return "\n".join(lines) + "\n"
 
 
-def degree_fits(A, n_bootstrap: int = 100, seed: int = 0) -> tuple[dict, dict]:
+def _cell(v: dict) -> str:
+    lo, hi = v["Q_spread"]
+    return f"{v['Q']:.4f} [{lo:.4f}, {hi:.4f}], {v['giant_component']:.0%}"
+
+
+def _modularity_row(label: str, v: dict) -> str:
+    lo, hi = v["Q_spread"]
+    return f"| {label} | {v['Q']:.4f} | [{lo:.4f}, {hi:.4f}] | {v['n_communities']} | {v['giant_component']:.1%} |"
+
+
+def _comparison_lines(comparison: dict, baseline: dict) -> list[str]:
+    this, base = comparison["this"], comparison["baseline"]
+    kind = baseline.get("kind", "baseline")
+    lines = [f"## Against the baseline: {kind} model of the same configuration (seed {baseline.get('seed', '?')}), "
+             "at the same edge counts", "",
+             f"| | this model | {kind} |", "|---|---|---|"]
+
+    def row(label, get, fmt="{:.3g}"):
+        values = []
+        for side in (this, base):
+            try:
+                values.append(fmt.format(get(side)))
+            except (KeyError, TypeError):
+                values.append("-")
+        lines.append(f"| {label} | {values[0]} | {values[1]} |")
+
+    row("nodes, edges", lambda s: (s["nodes"], s["edges"]), "{0[0]}, {0[1]}")
+    row("beta (cut that keeps these edges)", lambda s: s["beta"], "{:.4g}")
+    for k in ("in", "out"):
+        row(f"{k}-degree CV (std / mean)", lambda s, k=k: s[k]["cv"], "{:.2f}")
+        row(f"{k}-degree max", lambda s, k=k: s[k]["max"], "{:.0f}")
+        row(f"{k}-degree tail: alpha from x_min (nodes in the tail)",
+            lambda s, k=k: (s[k]["alpha"], s[k]["sigma"], s[k]["xmin"], s[k]["n_tail"]),
+            "{0[0]:.2f} ± {0[1]:.2f} from {0[2]:.0f} ({0[3]})")
+        row(f"{k}-degree verdict", lambda s, k=k: s[k]["verdict"], "{}")
+    row("Q (largest component share)", lambda s: (s["modularity"]["Q"], s["modularity"]["giant_component"]),
+        "{0[0]:.3f} ({0[1]:.0%})")
+    for name in this.get("modularity", {}).get("nulls", {}):
+        row(f"Q of null {name} (largest component share)",
+            lambda s, n=name: (s["modularity"]["nulls"][n]["Q"], s["modularity"]["nulls"][n]["giant_component"]),
+            "{0[0]:.3f} ({0[1]:.0%})")
+    row("Q minus the largest null's", lambda s: s["modularity"]["Q_minus_largest_null"], "{:+.3f}")
+    return lines
+
+
+def degree_fits(A, n_bootstrap: int = 100, seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
     """In/out degrees and strengths of ``A``, and power-law fits of the degrees (a fit, or why there is none)."""
     deg = {"in": degrees.in_degree(A), "out": degrees.out_degree(A),
            "in_strength": degrees.in_strength(A), "out_strength": degrees.out_strength(A)}
     fits: dict[str, PowerLawFit | str] = {}
     for k in ("in", "out"):
         try:
-            fits[k] = fit_power_law(deg[k], n_bootstrap=n_bootstrap, seed=seed)
+            fits[k] = fit_power_law(deg[k], n_bootstrap=n_bootstrap, seed=seed, progress=progress)
         except ValueError as err:
             fits[k] = str(err)
     return deg, fits
 
 
+def circuit_cuts(circuits: Circuits, circuit: str, beta: float) -> dict[str, dict]:
+    """For each circuit of an extraction, the cut it was pruned at (its smallest weight kept) and its edge count;
+    the analysed ``circuit`` (both, for ``"both"``) counts only its weights ``>= beta``."""
+    cuts = {}
+    for name in ("excitatory", "inhibitory"):
+        data = circuits.circuit(name).data
+        if circuit in (name, "both"):
+            data = data[data >= beta]
+        cuts[name] = {"beta": float(data.min()) if data.size else float("nan"), "edges": int(data.size)}
+    return cuts
+
+
 def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: float | None = None,
                       sweep_betas=(), seeds: int = 5, n_bootstrap: int = 100, directed: bool = False,
                       weighted: bool = False, nulls: tuple[str, ...] = NULL_MODELS, rank: int | None = None,
-                      seed: int = 0, backend: str | None = None, progress: bool = False) -> StructureAnalysis:
+                      seed: int = 0, backend: str | None = None, progress: bool = False,
+                      sweep_circuits: Circuits | None = None) -> StructureAnalysis:
     """Degrees, power-law fits and modularity with nulls of one circuit of ``circuits`` at ``beta``.
 
     ``beta`` defaults to the smallest weight kept (every edge); ``sweep_betas`` adds points to the
-    modularity-against-beta curve (each >= the extraction's own threshold). ``rank`` of the low-rank null
-    defaults to the model's d, recorded in ``circuits.meta``.
+    modularity-against-beta curve, cut from ``sweep_circuits`` (default ``circuits``; each beta >= its smallest
+    weight kept). ``rank`` of the low-rank null defaults to the model's d, recorded in ``circuits.meta``.
     """
     full, ids = circuits.square(circuit)
     if full.nnz == 0:
@@ -131,16 +262,77 @@ def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: flo
     if A.nnz == 0:
         raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
     rank = rank if rank is not None else circuits.meta.get("d")
+    sweep_full = full if sweep_circuits is None else sweep_circuits.square(circuit)[0]
     for b in sweep_betas:
-        if b < full.data.min():
-            raise ValueError(f"sweep beta {b:g} is below the smallest weight kept ({full.data.min():.4g}): "
+        if b < sweep_full.data.min():
+            raise ValueError(f"sweep beta {b:g} is below the smallest weight kept ({sweep_full.data.min():.4g}): "
                              "extract the graph with a lower threshold first")
     timings = {}
     t = time.perf_counter()
-    deg, fits = degree_fits(A, n_bootstrap, seed)
+    deg, fits = degree_fits(A, n_bootstrap, seed, progress)
     timings["power_law"] = time.perf_counter() - t
     t = time.perf_counter()
-    betas = sorted({beta, *map(float, sweep_betas)})
-    sweep = modularity_sweep(full, betas, rank, seeds, nulls, directed, weighted, seed, backend, progress)
+    graphs = [(beta, A), *((b, at_beta(sweep_full, b)) for b in sorted(set(map(float, sweep_betas)) - {beta}))]
+    sweep = sweep_graphs(sorted(graphs, key=lambda bg: bg[0]), rank, seeds, nulls, directed, weighted, seed,
+                         backend, progress)
     timings["modularity"] = time.perf_counter() - t
-    return StructureAnalysis(A, ids, circuit, beta, dict(circuits.meta), deg, fits, sweep, timings)
+    return StructureAnalysis(A, ids, circuit, beta, dict(circuits.meta), deg, fits, sweep, timings,
+                             circuit_cuts(circuits, circuit, beta))
+
+
+def _strongest(factors: GraphFactors, circuits: Circuits | None, circuit: str, m: int, progress) -> Circuits:
+    """``circuits`` if its ``circuit`` holds at least ``m`` edges, else the ``m`` strongest edges of each circuit
+    extracted from ``factors``."""
+    if circuits is not None and circuits.circuit(circuit).nnz >= m:
+        return circuits
+    return product_graph(factors, Strongest(m), progress)
+
+
+def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "excitatory",
+                  beta: float | None = None, ladder=LADDER, sweep_betas=(), baseline: GraphFactors | None = None,
+                  baseline_meta: dict | None = None, seeds: int = 5, n_bootstrap: int = 100, directed: bool = False,
+                  weighted: bool = False, nulls: tuple[str, ...] = NULL_MODELS, seed: int = 0,
+                  backend: str | None = None, progress: bool = False) -> StructureAnalysis:
+    """The analysis of ``bdh-graph analyze``: one circuit of ``circuits`` (extracted from ``factors``) at
+    ``beta`` (default: every edge kept), modularity at the edge counts ``ladder`` x m around its m edges (and at
+    ``sweep_betas``), and with ``baseline`` (another model's graph factors, same shape) the same analysis of the
+    baseline at the same edge counts: its m strongest edges, and the ladder's counts.
+
+    Where the ladder needs more edges than ``circuits`` holds, the strongest edges are extracted again from
+    ``factors`` (one more tiled pass).
+    """
+    full, _ = circuits.square(circuit)
+    if full.nnz == 0:
+        raise ValueError(f"the {circuit} circuit has no edges: choose a smaller beta")
+    beta = float(full.data.min()) if beta is None else float(beta)
+    m = int((full.data >= beta).sum())
+    if m == 0:
+        raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
+    counts = ladder_counts(m, ladder)
+    options = dict(seeds=seeds, n_bootstrap=n_bootstrap, directed=directed, weighted=weighted, nulls=nulls,
+                   rank=factors.meta.get("d"), seed=seed, backend=backend, progress=progress)
+    t = time.perf_counter()
+    denser = _strongest(factors, circuits, circuit, max(counts), progress)
+    extraction = time.perf_counter() - t
+    kept = denser.square(circuit)[0]
+    counts = [c for c in counts if c <= kept.nnz]  # a small graph may have fewer edges of this sign
+    ladder_betas = betas_for_edges(kept, [c for c in counts if c != m])
+    analysis = analyze_structure(circuits, circuit, beta, [*ladder_betas, *sweep_betas], sweep_circuits=denser,
+                                 **options)
+    analysis.timings["ladder_extraction"] = extraction
+    if baseline is not None:
+        if baseline.shape != factors.shape:
+            raise ValueError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
+        t = time.perf_counter()
+        base = _strongest(baseline, None, circuit, max(counts), progress)
+        base_full = base.square(circuit)[0]
+        if base_full.nnz < m:
+            raise ValueError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
+                             "analysed here")
+        base_beta, *base_betas = betas_for_edges(base_full, [m, *(c for c in counts if c != m and
+                                                                   c <= base_full.nnz)])
+        extraction = time.perf_counter() - t
+        analysis.baseline = analyze_structure(base, circuit, float(base_beta), base_betas, **options)
+        analysis.baseline.timings["extraction"] = extraction
+        analysis.baseline_meta = dict(baseline_meta or {})
+    return analysis

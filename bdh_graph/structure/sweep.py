@@ -1,10 +1,15 @@
 """Modularity against the pruning threshold beta, next to null models with the same edge count (the paper's section 5.5).
 
-For each beta the graph keeps its edges of weight ``>= beta``; Louvain (best of ``seeds``) measures its
-modularity, and that of each null model built with the same number of nodes and edges (``nulls.py``):
+For each beta the graph keeps its edges of weight ``>= beta``; Louvain (best of ``seeds``, with the spread over
+them) measures its modularity, and that of each null model built with the same number of nodes and edges
+(``nulls.py``):
 ``"gnm"`` G(n, m), ``"rewired"`` degree-preserving rewiring of the thresholded graph, ``"low_rank"`` the
 m largest entries of a random rank-``rank`` product. When ``weighted=True`` the nulls carry the observed
 weights: shuffled onto G(n, m)'s edges, travelling with the rewired edges, matched by rank to the product's.
+
+The default ladder of edge counts (:data:`LADDER`, :func:`ladder_counts`) spans a factor 16 around the analysed
+graph's edge count m: sparse enough for the nulls to fragment (each result records the share of nodes in its
+largest connected component), dense enough for every graph to be connected.
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
 
+from ..graphs import check_count
 from .modularity import ModularityResult, _square, louvain
 from .nulls import gnm_null, low_rank_null, rewired_null, strongest_edges
 
 NULL_MODELS = ("gnm", "rewired", "low_rank")
+LADDER = (0.25, 0.5, 1.0, 2.0, 4.0)  # edge counts of the default sweep, in units of the analysed graph's
 
 
 @dataclass
@@ -34,10 +41,26 @@ class SweepPoint:
         return self.result.Q if self.result is not None else float("nan")
 
     def to_dict(self) -> dict:
-        out = {"beta": self.beta, "edges": self.edges, "Q": self.Q,
-               "n_communities": self.result.n_communities if self.result is not None else 0}
-        out.update({f"Q_{name}": r.Q for name, r in self.nulls.items()})
-        return out
+        def numbers(r: ModularityResult) -> dict:
+            return {"Q": r.Q, "Q_spread": list(r.Q_spread), "n_communities": r.n_communities,
+                    "giant_component": r.giant_component}
+
+        empty = {"Q": float("nan"), "Q_spread": [float("nan")] * 2, "n_communities": 0, "giant_component": 0.0}
+        return {"beta": self.beta, "edges": self.edges, **(numbers(self.result) if self.result is not None else empty),
+                "nulls": {name: numbers(r) for name, r in self.nulls.items()}}
+
+
+def ladder_counts(m: int, ladder=LADDER) -> list[int]:
+    """The distinct edge counts ``round(f * m)`` (at least 1) for the factors ``f`` of ``ladder``, ascending.
+
+    >>> ladder_counts(1000)
+    [250, 500, 1000, 2000, 4000]
+    """
+    m = check_count("m", m, 1)
+    factors = np.asarray(ladder, dtype=np.float64).ravel()
+    if factors.size == 0 or not (np.isfinite(factors).all() and factors.min() > 0):
+        raise ValueError(f"ladder factors must be finite and > 0, got {factors.tolist()}")
+    return sorted({max(1, round(float(f) * m)) for f in factors})
 
 
 def at_beta(A, beta: float) -> sparse.csr_array:
@@ -51,7 +74,9 @@ def at_beta(A, beta: float) -> sparse.csr_array:
 def betas_for_edges(A, counts) -> np.ndarray:
     """For each edge count m, the beta keeping the m strongest edges of ``A`` (its m-th largest weight)."""
     weights = np.sort(sparse.csr_array(A).data)[::-1]
-    counts = np.asarray(counts, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64).ravel()
+    if counts.size == 0:
+        return np.empty(0)
     if weights.size == 0 or counts.min() < 1 or counts.max() > weights.size:
         raise ValueError(f"edge counts must be in [1, {weights.size}] (the edges extracted), got {counts.tolist()}")
     return weights[counts - 1]
@@ -85,24 +110,33 @@ def modularity_sweep(A, betas, rank: int | None = None, seeds: int = 5, nulls: t
     ``rank``: d of the model, the rank of the low-rank null (needed only for that null).
     """
     A = _square(A)
+    betas = np.sort(np.asarray(betas, dtype=np.float64).ravel())
+    if betas.size == 0 or not np.isfinite(betas).all() or betas[0] <= 0:
+        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
+    return sweep_graphs([(float(beta), at_beta(A, beta)) for beta in betas], rank, seeds, nulls, directed,
+                        weighted, seed, backend, progress)
+
+
+def sweep_graphs(graphs, rank: int | None = None, seeds: int = 5, nulls: tuple[str, ...] = NULL_MODELS,
+                 directed: bool = False, weighted: bool = False, seed: int = 0, backend: str | None = None,
+                 progress: bool = False) -> list[SweepPoint]:
+    """:func:`modularity_sweep` of graphs already cut: ``graphs`` is a list of ``(beta, G)``, the nodes alike."""
     if "low_rank" in nulls and rank is None:
         raise ValueError("the low-rank null needs rank = d of the model, got rank=None")
     unknown = sorted(set(nulls) - set(NULL_MODELS))
     if unknown:
         raise ValueError(f"null models must be among {NULL_MODELS}, got {unknown}")
-    betas = np.sort(np.asarray(betas, dtype=np.float64).ravel())
-    if betas.size == 0 or not np.isfinite(betas).all() or betas[0] <= 0:
-        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
-    graphs = [at_beta(A, beta) for beta in betas]
-    most = max(G.nnz for G in graphs)
+    graphs = [(beta, _square(G)) for beta, G in graphs]
+    most = max(G.nnz for _, G in graphs)
     rng = np.random.default_rng(seed)
-    low_rank = low_rank_null(A.shape[0], rank, most, seed) if "low_rank" in nulls and most else None
+    # one random product for all points: each null keeps its m largest entries
+    low_rank = low_rank_null(graphs[0][1].shape[0], rank, most, seed) if "low_rank" in nulls and most else None
     points = []
-    for beta, G in tqdm(list(zip(betas, graphs)), desc="modularity sweep", disable=not progress, leave=False):
+    for beta, G in tqdm(graphs, desc="modularity sweep (points)", unit="point", disable=not progress):
         if G.nnz == 0:
-            points.append(SweepPoint(float(beta), 0, None))
+            points.append(SweepPoint(beta, 0, None))
             continue
-        point = SweepPoint(float(beta), int(G.nnz), louvain(G, seeds, directed, weighted, backend))
+        point = SweepPoint(beta, int(G.nnz), louvain(G, seeds, directed, weighted, backend))
         for name in nulls:
             null = _null_graph(name, G, low_rank, weighted, rng)
             point.nulls[name] = louvain(null, seeds, directed, weighted, backend)
