@@ -156,9 +156,10 @@ def test_analyze_with_beta_and_sweep(checkpoint, tmp_path, capsys):
     (["--beta", "1e6"], "no excitatory edge of G_x is left by Threshold(beta=1000000.0) (the largest |G| is"),
 ])
 def test_analyze_bad_input(checkpoint, tmp_path, capsys, argv, message):
-    code = main(["analyze", str(checkpoint[0]), "--out", str(tmp_path), *argv])
+    code = main(["analyze", str(checkpoint[0]), "--out", str(tmp_path / "out"), *argv])
     assert code == 2
     assert f"bdh-graph analyze: error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_analyze_names_head_when_the_model_has_fewer_heads(tmp_path, capsys):

@@ -57,7 +57,10 @@ def add_graph_arguments(parser: argparse.ArgumentParser, top_k: bool = False) ->
                              "LayerNorm centres, with one input neuron per token")
     parser.add_argument("--head", type=head_type, default=0, help="head index, or 'all' for the whole graph")
     prune = parser.add_mutually_exclusive_group()
-    prune.add_argument("--beta", type=checked(float, Threshold), default=None, help="keep the edges with |G| >= beta")
+    prune.add_argument("--beta", type=checked(float, Threshold), default=None,
+                       help="keep the edges with |G| >= beta; its scale is the model's: 'bdh-graph info' lists the "
+                            "largest |G| of each head's G_x and G_y (a larger beta keeps no edge) and the beta at "
+                            "the paper's edge density")
     prune.add_argument("--edges", type=checked(int, Strongest), default=None, metavar="M",
                        help="keep the M strongest edges of each circuit (default, without another pruning option: "
                             f"the paper's density, {PAPER_EDGES_PER_NEURON:.3f} edges per postsynaptic neuron)")
@@ -138,8 +141,8 @@ def cmd_analyze(args) -> int:
     if args.head is not None and not 0 <= args.head < heads:
         raise ValueError(f"argument --head: this model has {heads} heads; expected an integer in [0, {heads}) or "
                          f"'all', got {args.head}")
+    factors, prune, circuits = graph_from_args(model, args)  # a pruning that leaves no edge is refused here
     args.out.mkdir(parents=True, exist_ok=True)
-    factors, prune, circuits = graph_from_args(model, args)
     extracted = time.perf_counter()
     beta = args.beta if args.beta is not None else float(circuits.circuit(args.circuit).data.min())
     baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, args.form, args.head)
