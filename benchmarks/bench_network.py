@@ -12,13 +12,27 @@ Cases, all float32 on random-weight models (``torch.manual_seed(0)``, eval mode)
   the tensor recurrent form of that model (``tensor2048``).
 
 Synaptic events (docs/model.md 6): messages sent along edges plus synapse updates, counted by the kernels.
-Memory bandwidth: a numpy copy of a 512 MiB array (bytes read + written per second). The bytes moved per event
-are compared with a floor of 4 bytes (one float32 weight or synapse value per message; updates move 8).
+Memory bandwidth: a numpy copy of a 512 MiB array (bytes read + written per second), at the start and the end.
+The bytes moved per event are compared with a floor of 4 bytes (one float32 weight or synapse value per message;
+updates move 8), and the events per second with what the bus allows at 8 bytes per event (a float32 value and
+its index), ``bus_events_per_s``.
+
+The pruned event-driven path (issue 16): the bundled (trained) model, ``load_model()`` (L = 4, d = 128, h = 4,
+n = 4096), as the neuron wiring pruned to the top 16 / 64 inputs per neuron and circuit with sigma on the pruned
+G_x (``bundled_topk16``, ``bundled_topk64``), next to its tensor recurrent form (``bundled_tensor``) and its hub
+wiring (``bundled``). For every network case a second pass over the text times each kernel call and splits the
+time of a token into the events (inside the kernels) and the fixed costs (everything else: vector operations,
+gains, RoPE, Python), e.g.
+
+    python benchmarks/bench_network.py --cases bundled_tensor bundled bundled_topk64 bundled_topk16 --threads 1
 
     python benchmarks/bench_network.py [--tokens 20] [--warmup 3] [--cases hub topk64 ...] [--json FILE]
                                        [--backend numba|torch|numpy] [--device cpu|cuda] [--threads N]
 
 ``--backend``/``--device`` choose where the networks run (the tensor cases stay on the CPU).
+
+Every network case also steps the tensor recurrent form of its model in turn with it (torch on the threads of
+``--threads``), token by token, so that ``speed_vs_tensor_in_turn`` is a ratio from one time window.
 
 Spike mode (issues 7, 11): ``--spike-steps K [K ...]`` runs every network case once more per K in spike mode
 (``mode="spike"``, rate scale ``"max"``, seed 0) and reports spikes per second and synaptic events per second
@@ -86,6 +100,44 @@ def bench_tensor(model, tokens, warmup: int, threads: int | None = None) -> dict
     return {"threads": threads or default, "ms_per_token": 1e3 * median, "tokens_per_s": 1 / median}
 
 
+KERNELS = ("push", "pull", "rows_combine", "rows_dot", "outer_add", "graph_outer_add", "product_add",
+           "graph_product_add", "graph_read_write", "rows_read_write")
+
+
+def time_split(net, tokens) -> dict:
+    """Per token (medians over ``tokens``, stepped once more): the time inside the kernels, which send the messages
+    and update the synapses (the events), and the rest (the fixed costs), with the kernels' calls and time each."""
+    backend = net.backend
+    spent = {name: [0, 0.0] for name in KERNELS if hasattr(backend, name)}  # (a backend of an older bdh_graph)
+
+    def timed(name, kernel):
+        def run(*args):
+            start = time.perf_counter()
+            events = kernel(*args)
+            spent[name][0] += 1
+            spent[name][1] += time.perf_counter() - start
+            return events
+        return run
+
+    for name in spent:  # an instance attribute shadows the backend's method until it is deleted
+        setattr(backend, name, timed(name, getattr(backend, name)))
+    totals, inside = [], []
+    try:
+        for t in tokens:
+            before = sum(seconds for _, seconds in spent.values())
+            start = time.perf_counter()
+            net.step(int(t))
+            totals.append(time.perf_counter() - start)
+            inside.append(sum(seconds for _, seconds in spent.values()) - before)
+    finally:
+        for name in spent:
+            delattr(backend, name)
+    total, events = statistics.median(totals), statistics.median(inside)
+    return {"ms_per_token": 1e3 * total, "events_ms": 1e3 * events, "fixed_ms": 1e3 * (total - events),
+            "kernels": {name: {"calls_per_token": calls / len(tokens), "ms_per_token": 1e3 * seconds / len(tokens)}
+                        for name, (calls, seconds) in spent.items() if calls}}
+
+
 def in_turn(steps: dict, tokens, warmup: int) -> dict[str, list[float]]:
     """Seconds per token of each ``steps[name](token)``: every token is stepped by each in turn (the order rotating
     from token to token), so that a shared machine's changing load falls on all of them alike."""
@@ -120,21 +172,27 @@ def bench_network(model, tokens, warmup: int, spike_steps=(), **kwargs) -> dict:
             spikes[name].append(net.spikes - spikes_before)
         return step
 
-    times = in_turn({name: stepper(name) for name in nets}, tokens, warmup)
+    state = model.init_state(1)  # the tensor recurrent form steps in turn too: its ratio comes from one time window
+    steps = {name: stepper(name) for name in nets} | {"tensor": lambda t: model.step(torch.tensor([t]), state)}
+    times = in_turn(steps, tokens, warmup)
+    tensor = statistics.median(times["tensor"])
     results = {}
     for name, net in nets.items():
         median = statistics.median(times[name])
         per_token = statistics.median(events[name][warmup:])
         spikes_per_token = statistics.median(spikes[name][warmup:])
         synapses = net.synapse_graph
+        split = time_split(net, tokens[warmup:]) if net.mode == "rate" else None
         activity = SparsityMonitor()  # how much of the network fires, on a few more tokens
         net.run(tokens[:warmup], monitors=[activity], progress=False)
         results[name] = {
             "build_s": build[name], "ms_per_token": 1e3 * median, "tokens_per_s": 1 / median,
+            "tensor_ms_per_token_in_turn": 1e3 * tensor, "speed_vs_tensor_in_turn": tensor / median,
             "x_active": float(activity.x.mean()), "y_active": float(activity.y.mean()),
             "events_per_token": per_token, "events_per_s": per_token / median, "edges": net.n_edges,
             "synapses": "all" if synapses is None else f"synapse graph of {synapses.nnz} pairs",
             "synapse_count": net.synapses.n_synapses, "mode": net.mode,
+            **({"time_split": split} if split else {}),
             **({"spike_steps": net.spike_options["spike_steps"], "spikes_per_token": spikes_per_token,
                 "spikes_per_s": spikes_per_token / median,
                 "ms_per_token_vs_rate": median / statistics.median(times["rate"]),
@@ -182,9 +240,15 @@ def machine(numba_threads) -> dict:
             "torch": torch.__version__}
 
 
-CASES = ("tensor", "hub", "topk16", "topk64", "tensor2048", "dense2048", "bundled", "monitors")
+CASES = ("tensor", "hub", "topk16", "topk64", "tensor2048", "dense2048", "bundled", "bundled_tensor", "bundled_topk64",
+         "bundled_topk16", "monitors")
 NETWORK_CASES = {"hub": dict(wiring="hub"), "topk16": dict(prune=TopK(16), synapses="wiring"),
-                 "topk64": dict(prune=TopK(64), synapses="wiring"), "dense2048": dict(), "bundled": dict(wiring="hub")}
+                 "topk64": dict(prune=TopK(64), synapses="wiring"), "dense2048": dict(), "bundled": dict(wiring="hub"),
+                 "bundled_topk64": dict(prune=TopK(64), synapses="wiring"),
+                 "bundled_topk16": dict(prune=TopK(16), synapses="wiring")}
+RATIOS = (("hub", "tensor"), ("topk16", "tensor"), ("topk64", "tensor"), ("dense2048", "tensor2048"),
+          ("bundled", "bundled_tensor"), ("bundled_topk64", "bundled_tensor"), ("bundled_topk16", "bundled_tensor"))
+BYTES_PER_INDEXED_EVENT = 8  # a float32 value and its index: what the bus allows, bus_events_per_s
 
 
 def main() -> None:
@@ -216,12 +280,12 @@ def main() -> None:
     print(json.dumps(results, indent=2), flush=True)
     models = {}
     for case in args.cases:
-        if case == "bundled":
-            model = models.setdefault(case, load_model(dropout=0.0).float())
+        if case.startswith("bundled"):
+            model = models.setdefault("bundled", load_model(dropout=0.0).float())
         else:
             size = N2048 if case.endswith("2048") else RELEASED
             model = models.setdefault(size, random_model(size))
-        if case.startswith("tensor"):
+        if case.startswith("tensor") or case.endswith("tensor"):
             results[case] = {"default_threads": bench_tensor(model, tokens, args.warmup),
                              "one_thread": bench_tensor(model, tokens, args.warmup, threads=1)}
         elif case == "monitors":
@@ -232,17 +296,20 @@ def main() -> None:
             results[case] = r = modes.pop("rate")
             r["bytes_per_event_at_bandwidth"] = results["memory_bandwidth_GBps"] * 1e9 / r["events_per_s"]
             r["effective_GBps_at_floor"] = r["events_per_s"] * BYTES_PER_EVENT_FLOOR / 1e9
+            r["bus_events_per_s"] = results["memory_bandwidth_GBps"] * 1e9 / BYTES_PER_INDEXED_EVENT
+            r["fraction_of_bus"] = r["events_per_s"] / r["bus_events_per_s"]
             for name, spiking in modes.items():
                 results[f"{case}_{name}"] = spiking
                 print(f"{case}_{name}", json.dumps(spiking, indent=2), flush=True)
         print(case, json.dumps(results[case], indent=2), flush=True)
-    for case, reference in (("hub", "tensor"), ("topk16", "tensor"), ("topk64", "tensor"),
-                            ("dense2048", "tensor2048")):
+    for case, reference in RATIOS:
         if case in results and reference in results:
             fastest = min(v["ms_per_token"] for v in results[reference].values())
             results[case]["speed_vs_tensor"] = fastest / results[case]["ms_per_token"]
-            print(f"{case}: {results[case]['speed_vs_tensor']:.2f}x the tensor recurrent form", flush=True)
+            print(f"{case}: {results[case]['speed_vs_tensor']:.2f}x the tensor recurrent form "
+                  f"({results[case]['speed_vs_tensor_in_turn']:.2f}x stepped in turn)", flush=True)
     results["machine"]["load_average_after"] = open("/proc/loadavg").read().split()[:3]
+    results["memory_bandwidth_GBps_after"] = memory_bandwidth() / 1e9
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -55,7 +55,9 @@ def sparse_vector(rng, n, fraction):
 
 
 def kernel_cases(rng, fraction):
-    """``kernel: arguments`` on the host: a scipy graph stands for its CSR arrays, int arrays are neuron ids."""
+    """``case: arguments`` on the host (a case is a kernel's name, then what varies): a scipy graph stands for its
+    CSR arrays, int arrays are neuron ids. "heads": an output or signal with one row per block of the graph's rows
+    (3 heads of 100 rows, 4 of 50 in ``M``), so that one call serves every head."""
     w = sparse_vector(rng, 300, fraction)
     M = rng.normal(size=(200, 67))
     rows = np.flatnonzero(sparse_vector(rng, 200, fraction))
@@ -65,21 +67,32 @@ def kernel_cases(rng, fraction):
     steps = lambda n: np.stack([sparse_vector(rng, n, fraction) for _ in range(K)])  # noqa: E731
     R, C, C_graph = steps(90), steps(50), steps(257)
     post_ids, pre_ids = np.flatnonzero(abs(R).sum(0)), np.flatnonzero(abs(C).sum(0))
+    heads = sparse_vector(rng, 3 * 257, 0.5).reshape(3, 257)  # with silent entries, as a read of A is
     return {
         "push": (g, np.flatnonzero(w), w[w != 0], np.ones(257)),
+        "push heads": (g, np.flatnonzero(w), w[w != 0], np.ones((3, 257))),
         "pull": (g, np.flatnonzero(w), sparse_vector(rng, 257, 0.5), np.full(np.count_nonzero(w), np.nan)),
+        "pull heads": (g, np.flatnonzero(w), heads, np.full(np.count_nonzero(w), np.nan)),
         "rows_combine": (M, rows, rng.normal(size=len(rows)), np.ones(67)),
+        "rows_combine heads": (M, rows, sparse_vector(rng, 3 * len(rows), 0.5).reshape(3, -1), np.ones((3, 67))),
         "rows_dot": (M, rows, rng.normal(size=67), np.full(len(rows), np.nan)),
+        "rows_dot heads": (M, rows, rng.normal(size=(4, 67)), np.full(len(rows), np.nan)),
         "outer_add": (rng.normal(size=(50, 90)), np.flatnonzero(pre), pre[pre != 0], np.flatnonzero(post),
                       post[post != 0]),
         "graph_outer_add": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5)),
         "product_add": (rng.normal(size=(90, 50)), post_ids, R[:, post_ids], pre_ids, C[:, pre_ids]),
         "graph_product_add": (g, np.flatnonzero(w), steps(300)[:, np.flatnonzero(w)], C_graph),
+        "graph_read_write": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5), np.ones(257)),
+        "graph_read_write heads": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5),
+                                   np.ones((3, 257))),
+        "rows_read_write heads": (M, rows, rng.normal(size=len(rows)), np.flatnonzero(post[:67]),
+                                  post[:67][post[:67] != 0], np.ones((4, 67))),
     }
 
 
-def run_kernel(backend, kernel, host_args, dtype):
-    """Run ``kernel`` of ``backend`` on its own copies of ``host_args``; its events and every array after."""
+def run_kernel(backend, case, host_args, dtype):
+    """Run the kernel of ``case`` on ``backend`` with its own copies of ``host_args``; its events and every array
+    after."""
     args = []
     for a in host_args:
         if sp.issparse(a):
@@ -88,7 +101,7 @@ def run_kernel(backend, kernel, host_args, dtype):
             args.append(backend.index_array(a))
         else:
             args.append(backend.asarray(a, dtype))
-    events = getattr(backend, kernel)(*args)
+    events = getattr(backend, case.split()[0])(*args)
     return events, [backend.to_numpy(a).copy() for a in args]
 
 
@@ -96,13 +109,13 @@ def run_kernel(backend, kernel, host_args, dtype):
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 1.0])  # few rows apart, many, all: each path
 def test_kernels_equal_numpy_twins(backend, fraction, dtype):
     numpy_backend = get_backend("numpy")
-    for kernel, host_args in kernel_cases(np.random.default_rng(int(fraction * 10)), fraction).items():
-        events, arrays = run_kernel(backend, kernel, host_args, dtype)
-        expected_events, expected = run_kernel(numpy_backend, kernel, host_args, dtype)
-        assert events == expected_events and isinstance(events, int), kernel
+    for case, host_args in kernel_cases(np.random.default_rng(int(fraction * 10)), fraction).items():
+        events, arrays = run_kernel(backend, case, host_args, dtype)
+        expected_events, expected = run_kernel(numpy_backend, case, host_args, dtype)
+        assert events == expected_events and isinstance(events, int), case
         for actual, want in zip(arrays, expected):
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-            np.testing.assert_allclose(actual, want, rtol=0, atol=TOL[dtype] * scale, err_msg=kernel)
+            np.testing.assert_allclose(actual, want, rtol=0, atol=TOL[dtype] * scale, err_msg=case)
 
 
 def test_sums_of_outer_products_are_their_definition():
@@ -126,6 +139,60 @@ def test_sums_of_outer_products_are_their_definition():
     np.testing.assert_allclose(sp.csr_array((data, g.indices, g.indptr), shape=g.shape).toarray(), dense, rtol=1e-15)
     assert events == sum(int(R[m, q] != 0) * np.count_nonzero((g.toarray()[row] != 0) & (C[m] != 0))
                          for m in range(3) for q, row in enumerate([1, 3]))
+
+
+def test_fused_read_writes_and_heads_are_their_definition():
+    """The numpy twins of the fused read-writes and of the kernels that serve every head at once, against dense
+    matrices and loops written out by hand (each synapse read before it is written)."""
+    rng = np.random.default_rng(2)
+    n_head, N, n_pre = 2, 3, 5
+    S = rng.normal(size=(n_head * N, n_pre)) * (rng.random((n_head * N, n_pre)) < 0.6)  # post-major synapses
+    g = sp.csr_array(S)
+    k, w = np.array([0.5, 0, -1.0, 2.0, 0, 0.25]), np.array([0, 1.5, 0, -0.5, 2.0])
+    ids = np.flatnonzero(k)
+    A_expected, S_expected = np.zeros((n_head, n_pre)), S.copy()
+    for j in ids:
+        A_expected[j // N] += k[j] * S[j]  # the read sees sigma before the write
+        S_expected[j] += k[j] * w * (S[j] != 0)  # Hebbian write on the synapses that exist
+    A, data = np.zeros((n_head, n_pre)), g.data.copy()
+    events = reference.graph_read_write(g.indptr, g.indices, data, ids, k[ids], w, A)
+    np.testing.assert_allclose(A, A_expected, rtol=1e-15)
+    np.testing.assert_allclose(sp.csr_array((data, g.indices, g.indptr), shape=g.shape).toarray(), S_expected,
+                               rtol=1e-15)
+    assert events == np.count_nonzero(S[ids]) + np.count_nonzero((S[ids] != 0) & (w != 0))
+    dense, A = S.copy(), np.zeros((n_head, n_pre))
+    pre_ids = np.flatnonzero(w)
+    events = reference.rows_read_write(dense, ids, k[ids], pre_ids, w[pre_ids], A)
+    S_dense = S.copy()
+    for j in ids:
+        S_dense[j] += k[j] * w
+    np.testing.assert_allclose(A, A_expected, rtol=1e-15)
+    np.testing.assert_allclose(dense, S_dense, rtol=1e-15)
+    assert events == len(ids) * (n_pre + len(pre_ids))
+    # every head at once: a row of head h sends to, gathers from or meets row h
+    out = np.zeros((n_head, n_pre))
+    assert reference.push(g.indptr, g.indices, g.data, ids, k[ids], out) == np.count_nonzero(S[ids])
+    np.testing.assert_allclose(out, A_expected, rtol=1e-15)
+    signal, pulled = rng.normal(size=(n_head, n_pre)) * (rng.random((n_head, n_pre)) < 0.5), np.zeros(len(ids))
+    events = reference.pull(g.indptr, g.indices, g.data, ids, signal, pulled)
+    np.testing.assert_allclose(pulled, [S[j] @ signal[j // N] for j in ids], rtol=1e-15)
+    assert events == sum(np.count_nonzero((S[j] != 0) & (signal[j // N] != 0)) for j in ids)
+    dotted = np.zeros(len(ids))
+    assert reference.rows_dot(S, ids, signal, dotted) == len(ids) * n_pre
+    np.testing.assert_allclose(dotted, [S[j] @ signal[j // N] for j in ids], rtol=1e-15)
+    combined, val = np.zeros((n_head, n_pre)), np.array([[1.0, 0, 2.0, 0], [0, 0, -1.0, 3.0]])
+    assert reference.rows_combine(S, ids, val, combined) == 4 * n_pre  # the non-zero values times the columns
+    np.testing.assert_allclose(combined, [val[h] @ S[ids] for h in range(n_head)], rtol=1e-15)
+
+
+def test_head_blocks_that_do_not_divide_the_rows_are_refused(backend):
+    g = backend.graph(random_csr(np.random.default_rng(0), (10, 4), 0.5), np.float64)
+    idx = backend.index_array(np.arange(3))
+    with pytest.raises(ValueError, match="push: out has 3 rows, which must divide the 10 rows of the graph"):
+        backend.push(*g[:3], idx, backend.asarray(np.ones(3), np.float64), backend.zeros((3, 4), np.float64))
+    with pytest.raises(ValueError, match="graph_read_write: out has 4 rows, which must divide the 10 rows"):
+        backend.graph_read_write(*g[:3], idx, backend.asarray(np.ones(3), np.float64),
+                                 backend.zeros(4, np.float64), backend.zeros((4, 4), np.float64))
 
 
 def test_array_operations_equal_numpy(backend):

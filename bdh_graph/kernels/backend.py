@@ -9,7 +9,9 @@ Array operations (defaults here work on host numpy arrays; a device backend over
 
 Message-passing kernels (each writes in place and returns its number of synaptic events; the numpy twins in
 ``reference.py`` define them): ``push``, ``pull``, ``rows_combine``, ``rows_dot``, ``outer_add``,
-``graph_outer_add``, and their sums over K steps ``product_add``, ``graph_product_add``.
+``graph_outer_add``, their sums over K steps ``product_add``, ``graph_product_add``, and the read of a layer's
+synapses fused with its Hebbian write, ``graph_read_write`` and ``rows_read_write`` (one pass over the synapses).
+Where a graph's rows are the x-neurons of every head, one call serves all heads (:func:`row_blocks`).
 
 Kernels know arrays only: constants of the model (LayerNorm's epsilon, RoPE's cos/sin) arrive as arguments.
 """
@@ -26,13 +28,26 @@ class Graph(NamedTuple):
     """A CSR graph in a backend's arrays: row ``r`` holds the edges of neuron ``r``, columns sorted."""
 
     indptr: object  # int64, (rows + 1,)
-    indices: object  # int32, (nnz,)
+    indices: object  # uint16 where the columns allow it (half the bytes per edge), else int32; (nnz,)
     data: object  # float, (nnz,)
     shape: tuple[int, int]
 
     @property
     def nnz(self) -> int:
         return len(self.indices)
+
+
+def row_blocks(n_rows: int, parts, what: str) -> tuple[int, int]:
+    """How many equal blocks of consecutive rows a graph or matrix of ``n_rows`` rows falls into, and their size.
+
+    An output (or signal) with one row per block, shape (G, columns), serves G blocks (a network's heads: x-neuron
+    ``j`` of head ``h`` is row ``h*N + j``); a 1-D one the whole graph. ``parts`` is that array, ``what`` its name.
+    """
+    blocks = 1 if parts.ndim == 1 else parts.shape[0]
+    if blocks < 1 or n_rows % blocks:
+        raise ValueError(f"{what} has {blocks} rows, which must divide the {n_rows} rows of the graph into equal "
+                         "blocks")
+    return blocks, n_rows // blocks
 
 
 class Backend(ABC):
@@ -66,8 +81,13 @@ class Backend(ABC):
         csr = sp.csr_array(csr)
         csr.sum_duplicates()
         csr.sort_indices()
-        return Graph(self.asarray(csr.indptr, np.int64), self.asarray(csr.indices, np.int32),
+        return Graph(self.asarray(csr.indptr, np.int64), self.asarray(csr.indices, self.column_dtype(csr.shape[1])),
                      self.asarray(csr.data, dtype), tuple(csr.shape))
+
+    def column_dtype(self, n_cols: int):
+        """The dtype of a graph's column indices: uint16 where ``n_cols`` allows it (a kernel streams half the
+        bytes per edge), else int32."""
+        return np.uint16 if n_cols <= 1 << 16 else np.int32
 
     def active(self, v) -> tuple[np.ndarray, np.ndarray]:
         """Ids and values of the non-zero entries of the vector ``v`` (the neurons that fire)."""
@@ -85,9 +105,10 @@ class Backend(ABC):
         rotated[..., 1::2] = v[..., 0::2]
         return v * cos + rotated * sin
 
-    def gain(self, u, eps: float) -> float:
-        """``sqrt(var(u) + eps)``: the standard deviation LayerNorm (epsilon ``eps``) divides the d-vector ``u`` by."""
-        return np.sqrt(np.var(u) + eps)
+    def gain(self, u, eps: float):
+        """``sqrt(var(u) + eps)``: the standard deviation LayerNorm (epsilon ``eps``) divides the d-vector ``u`` by;
+        for a matrix, one per row."""
+        return np.sqrt(np.var(u, axis=-1) + eps)
 
     def all_finite(self, v) -> bool:
         return bool(np.isfinite(v).all())
@@ -123,4 +144,12 @@ class Backend(ABC):
 
     @abstractmethod
     def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
+        ...
+
+    @abstractmethod
+    def graph_read_write(self, indptr, indices, data, idx, val, pre, out) -> int:
+        ...
+
+    @abstractmethod
+    def rows_read_write(self, M, idx, val, pre_idx, pre_val, out) -> int:
         ...

@@ -2,12 +2,18 @@
 
 Only active neurons do work: ``push`` walks the out-edges of the active presynaptic neurons, ``pull`` the
 in-edges of the gated postsynaptic ones, and the Hebbian writes touch active rows x active columns only (the sums
-over K steps, ``product_add`` and ``graph_product_add``, those active at the same step).
+over K steps, ``product_add`` and ``graph_product_add``, those active at the same step). The fused read-writes
+(``graph_read_write``, ``rows_read_write``) walk the synapses of the active x-neurons once: each synapse value is
+loaded, sent to its read neuron, updated by the Hebbian rule and stored, where a read and a write apart would load
+it twice. The inner loops over edges and synapses run without branches on the data (an event is counted by adding
+a comparison, and a silent neuron adds zero), so that they stream.
 
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
-an output entry (``push`` and ``rows_combine`` split the output range, the others the items), so results do
-not depend on the threads. Compiled code is cached on disk; floats are the arrays' own dtype.
+an output entry (``push`` and ``rows_combine`` split the output range, the fused read-writes the heads, the others
+the items), so results do not depend on the threads. Compiled code is cached on disk; floats are the arrays' own
+dtype. Outputs with one row per head (``backend.row_blocks``) arrive here two-dimensional; the drivers take a 1-D
+output as one block.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .backend import Backend
+from .backend import Backend, row_blocks
 
 # Numba's default OpenMP threading layer and torch's own OpenMP runtime in one process (validate steps the tensor
 # model beside the network) leave threads spinning against each other: on a loaded 2-core machine torch ran tens of
@@ -32,27 +38,37 @@ JIT = dict(cache=True, fastmath=FASTMATH, nogil=True)
 # Below this many multiply-adds (about a millisecond on one core) a kernel runs on one thread: waking the
 # thread pool costs tens of microseconds on an idle machine and milliseconds on a loaded one.
 PARALLEL_MIN_WORK = 1 << 21
+# An edge or synapse reached through an index (a gather or a scatter) costs about this many multiply-adds along
+# a dense row (measured on one core: about 8e8 indexed visits and 5e9 dense multiply-adds per second).
+INDEXED_COST = 6
 
 
 @njit(**JIT)
-def _push_block(indptr, indices, data, idx, val, out, lo, hi):
+def _push_block(indptr, indices, data, idx, val, out, rows_per, lo, hi):
+    whole = lo == 0 and hi == out.shape[1]
     for q in range(idx.shape[0]):
-        start, end = indptr[idx[q]], indptr[idx[q] + 1]
-        p = start + np.searchsorted(indices[start:end], lo)
+        r = idx[q]
+        o = out[r // rows_per]
+        start, end = indptr[r], indptr[r + 1]
         v = val[q]
-        while p < end and indices[p] < hi:
-            out[indices[p]] += v * data[p]
-            p += 1
+        if whole:
+            for p in range(start, end):
+                o[indices[p]] += v * data[p]
+        else:
+            p = start + np.searchsorted(indices[start:end], lo)
+            while p < end and indices[p] < hi:
+                o[indices[p]] += v * data[p]
+                p += 1
 
 
 @njit(parallel=True, **JIT)
-def _push(indptr, indices, data, idx, val, out, n_blocks):
-    n = out.shape[0]
+def _push(indptr, indices, data, idx, val, out, rows_per, n_blocks):
+    n = out.shape[1]
     if n_blocks == 1:
-        _push_block(indptr, indices, data, idx, val, out, 0, n)
+        _push_block(indptr, indices, data, idx, val, out, rows_per, 0, n)
     else:
         for b in prange(n_blocks):
-            _push_block(indptr, indices, data, idx, val, out, b * n // n_blocks, (b + 1) * n // n_blocks)
+            _push_block(indptr, indices, data, idx, val, out, rows_per, b * n // n_blocks, (b + 1) * n // n_blocks)
     events = 0
     for q in range(idx.shape[0]):
         events += indptr[idx[q] + 1] - indptr[idx[q]]
@@ -60,27 +76,29 @@ def _push(indptr, indices, data, idx, val, out, n_blocks):
 
 
 @njit(**JIT)
-def _pull_block(indptr, indices, data, idx, signal, out, lo, hi):
+def _pull_block(indptr, indices, data, idx, signal, out, rows_per, lo, hi):
     events = 0
     for q in range(lo, hi):
+        r = idx[q]
+        source = signal[r // rows_per]
         s = 0.0
-        for p in range(indptr[idx[q]], indptr[idx[q] + 1]):
-            x = signal[indices[p]]
-            if x != 0:
-                s += data[p] * x
-                events += 1
+        for p in range(indptr[r], indptr[r + 1]):
+            x = source[indices[p]]
+            s += data[p] * x
+            events += x != 0
         out[q] = s
     return events
 
 
 @njit(parallel=True, **JIT)
-def _pull(indptr, indices, data, idx, signal, out, n_blocks):
+def _pull(indptr, indices, data, idx, signal, out, rows_per, n_blocks):
     n = idx.shape[0]
     if n_blocks == 1:
-        return _pull_block(indptr, indices, data, idx, signal, out, 0, n)
+        return _pull_block(indptr, indices, data, idx, signal, out, rows_per, 0, n)
     events = 0
     for b in prange(n_blocks):
-        events += _pull_block(indptr, indices, data, idx, signal, out, b * n // n_blocks, (b + 1) * n // n_blocks)
+        events += _pull_block(indptr, indices, data, idx, signal, out, rows_per, b * n // n_blocks,
+                              (b + 1) * n // n_blocks)
     return events
 
 
@@ -88,9 +106,12 @@ def _pull(indptr, indices, data, idx, signal, out, n_blocks):
 def _rows_combine_block(M, idx, val, out, lo, hi):
     for q in range(idx.shape[0]):
         row = M[idx[q]]
-        v = val[q]
-        for c in range(lo, hi):
-            out[c] += v * row[c]
+        for g in range(val.shape[0]):
+            v = val[g, q]
+            if v != 0:  # a head whose read is silent here (the branch is per row, not per entry)
+                o = out[g]
+                for c in range(lo, hi):
+                    o[c] += v * row[c]
 
 
 @njit(parallel=True, **JIT)
@@ -101,28 +122,33 @@ def _rows_combine(M, idx, val, out, n_blocks):
     else:
         for b in prange(n_blocks):
             _rows_combine_block(M, idx, val, out, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return idx.shape[0] * n
+    nonzero = 0
+    for g in range(val.shape[0]):
+        for q in range(val.shape[1]):
+            nonzero += val[g, q] != 0
+    return nonzero * n
 
 
 @njit(**JIT)
-def _rows_dot_block(M, idx, vec, out, lo, hi):
+def _rows_dot_block(M, idx, vec, out, rows_per, lo, hi):
     for q in range(lo, hi):
         row = M[idx[q]]
+        v = vec[idx[q] // rows_per]
         s = 0.0
-        for c in range(vec.shape[0]):
-            s += row[c] * vec[c]
+        for c in range(v.shape[0]):
+            s += row[c] * v[c]
         out[q] = s
 
 
 @njit(parallel=True, **JIT)
-def _rows_dot(M, idx, vec, out, n_blocks):
+def _rows_dot(M, idx, vec, out, rows_per, n_blocks):
     n = idx.shape[0]
     if n_blocks == 1:
-        _rows_dot_block(M, idx, vec, out, 0, n)
+        _rows_dot_block(M, idx, vec, out, rows_per, 0, n)
     else:
         for b in prange(n_blocks):
-            _rows_dot_block(M, idx, vec, out, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return n * vec.shape[0]
+            _rows_dot_block(M, idx, vec, out, rows_per, b * n // n_blocks, (b + 1) * n // n_blocks)
+    return n * M.shape[1]
 
 
 @njit(**JIT)
@@ -152,9 +178,8 @@ def _graph_outer_add_block(indptr, indices, data, idx, val, col, lo, hi):
         v = val[q]
         for p in range(indptr[idx[q]], indptr[idx[q] + 1]):
             c = col[indices[p]]
-            if c != 0:
-                data[p] += v * c
-                events += 1
+            data[p] += v * c
+            events += c != 0
     return events
 
 
@@ -232,9 +257,8 @@ def _graph_product_add_block(indptr, indices, data, idx, R, C, lo, hi):
                 col = C[m]
                 for p in range(start, end):
                     c = col[indices[p]]
-                    if c != 0:
-                        data[p] += r * c
-                        events += 1
+                    data[p] += r * c
+                    events += c != 0
     return events
 
 
@@ -250,6 +274,86 @@ def _graph_product_add(indptr, indices, data, idx, R, C, n_blocks):
     return events
 
 
+@njit(**JIT)
+def _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per, lo, hi):
+    events = 0
+    for q in range(lo, hi):
+        r = idx[q]
+        o = out[r // rows_per]
+        v = val[q]
+        start, end = indptr[r], indptr[r + 1]
+        events += end - start
+        for p in range(start, end):
+            i = indices[p]
+            s = data[p]
+            o[i] += s * v  # the read, before the write
+            c = pre[i]
+            data[p] = s + v * c  # unchanged where the presynaptic neuron is silent
+            events += c != 0
+    return events
+
+
+# The blocks of the fused read-writes are the heads (``bounds``: where each head's rows begin in ``idx``): a head
+# sends only to its own read neurons, so two threads never add to one output entry.
+@njit(parallel=True, **JIT)
+def _graph_read_write(indptr, indices, data, idx, val, pre, out, rows_per, bounds, parallel):
+    if not parallel:
+        return _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per, 0, idx.shape[0])
+    events = 0
+    for b in prange(bounds.shape[0] - 1):
+        events += _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per, bounds[b],
+                                          bounds[b + 1])
+    return events
+
+
+@njit(**JIT)
+def _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, lo, hi):
+    for q in range(lo, hi):
+        row = M[idx[q]]
+        o = out[idx[q] // rows_per]
+        v = val[q]
+        for c in range(row.shape[0]):  # the read, before the write; the row stays in the cache between them
+            o[c] += v * row[c]
+        for e in range(pre_idx.shape[0]):
+            row[pre_idx[e]] += v * pre_val[e]
+
+
+@njit(parallel=True, **JIT)
+def _rows_read_write(M, idx, val, pre_idx, pre_val, out, rows_per, bounds, parallel):
+    if not parallel:
+        _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, 0, idx.shape[0])
+    else:
+        for b in prange(bounds.shape[0] - 1):
+            _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, bounds[b], bounds[b + 1])
+    return idx.shape[0] * (M.shape[1] + pre_idx.shape[0])
+
+
+@njit(**JIT)
+def _active(v):
+    ids = np.empty(v.shape[0] + 1, np.int64)
+    values = np.empty(v.shape[0] + 1, v.dtype)
+    n = 0
+    for i in range(v.shape[0]):  # written always, kept where non-zero: no branch on the data
+        ids[n] = i
+        values[n] = v[i]
+        n += v[i] != 0
+    return ids[:n], values[:n]
+
+
+@njit(**JIT)
+def _gains(u, eps, out):
+    for r in range(u.shape[0]):
+        row = u[r]
+        mean = 0.0
+        for c in range(row.shape[0]):
+            mean += row[c]
+        mean /= row.shape[0]
+        var = 0.0
+        for c in range(row.shape[0]):
+            var += (row[c] - mean) ** 2
+        out[r] = np.sqrt(var / row.shape[0] + eps)
+
+
 def _blocks(work: float, size: int) -> int:
     """One block per thread for large work, else one block (no parallel launch)."""
     if work < PARALLEL_MIN_WORK:
@@ -257,8 +361,21 @@ def _blocks(work: float, size: int) -> int:
     return max(1, min(size, numba.get_num_threads()))
 
 
+_NO_BOUNDS = np.zeros(2, np.int64)
+
+
 def _mean_degree(indptr) -> float:
     return (indptr[-1] - indptr[0]) / max(1, len(indptr) - 1)
+
+
+def _as_blocks(a):
+    """A 1-D output or signal as one block: a (1, n) view."""
+    return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+def _head_bounds(idx, blocks: int, rows_per: int) -> np.ndarray:
+    """Where the rows of each block begin in the sorted ``idx``, and its end."""
+    return np.searchsorted(idx, np.arange(blocks + 1) * rows_per)
 
 
 class NumbaBackend(Backend):
@@ -266,26 +383,53 @@ class NumbaBackend(Backend):
 
     name = "numba"
 
+    # Compiled array operations: a layer takes a few of them on short vectors, where numpy costs more in calls than
+    # in work.
+    def active(self, v) -> tuple[np.ndarray, np.ndarray]:
+        return _active(v)
+
+    def gain(self, u, eps: float):
+        out = np.empty(u.shape[:-1] or (1,), u.dtype)
+        _gains(_as_blocks(u), eps, out)
+        return out if u.ndim > 1 else out[0]
+
     def push(self, indptr, indices, data, idx, val, out) -> int:
-        n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(out))
-        return int(_push(indptr, indices, data, idx, val, out, n_blocks))
+        blocks, rows_per = row_blocks(len(indptr) - 1, out, "push: out")
+        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), out.shape[-1])
+        return int(_push(indptr, indices, data, idx, val, _as_blocks(out), rows_per, n_blocks))
 
     def pull(self, indptr, indices, data, idx, signal, out) -> int:
-        n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(idx))
-        return int(_pull(indptr, indices, data, idx, signal, out, n_blocks))
+        blocks, rows_per = row_blocks(len(indptr) - 1, signal, "pull: signal")
+        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
+        return int(_pull(indptr, indices, data, idx, _as_blocks(signal), out, rows_per, n_blocks))
 
     def rows_combine(self, M, idx, val, out) -> int:
-        return int(_rows_combine(M, idx, val, out, _blocks(len(idx) * M.shape[1], M.shape[1])))
+        n_blocks = _blocks(val.size * M.shape[1], M.shape[1])
+        return int(_rows_combine(M, idx, _as_blocks(val), _as_blocks(out), n_blocks))
 
     def rows_dot(self, M, idx, vec, out) -> int:
-        return int(_rows_dot(M, idx, vec, out, _blocks(len(idx) * len(vec), len(idx))))
+        blocks, rows_per = row_blocks(M.shape[0], vec, "rows_dot: vec")
+        return int(_rows_dot(M, idx, _as_blocks(vec), out, rows_per, _blocks(len(idx) * M.shape[1], len(idx))))
+
+    def graph_read_write(self, indptr, indices, data, idx, val, pre, out) -> int:
+        blocks, rows_per = row_blocks(len(indptr) - 1, out, "graph_read_write: out")
+        parallel = _blocks(2 * INDEXED_COST * len(idx) * _mean_degree(indptr), blocks) > 1
+        bounds = _head_bounds(idx, blocks, rows_per) if parallel else _NO_BOUNDS
+        return int(_graph_read_write(indptr, indices, data, idx, val, pre, _as_blocks(out), rows_per, bounds,
+                                     parallel))
+
+    def rows_read_write(self, M, idx, val, pre_idx, pre_val, out) -> int:
+        blocks, rows_per = row_blocks(M.shape[0], out, "rows_read_write: out")
+        parallel = _blocks(len(idx) * (M.shape[1] + len(pre_idx)), blocks) > 1
+        bounds = _head_bounds(idx, blocks, rows_per) if parallel else _NO_BOUNDS
+        return int(_rows_read_write(M, idx, val, pre_idx, pre_val, _as_blocks(out), rows_per, bounds, parallel))
 
     def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
         n_blocks = _blocks(len(row_idx) * len(col_idx), len(row_idx))
         return int(_outer_add(M, row_idx, row_val, col_idx, col_val, n_blocks))
 
     def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
-        n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(idx))
+        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
         return int(_graph_outer_add(indptr, indices, data, idx, val, col, n_blocks))
 
     # The K steps of a sum are sparse (a spike volley fires a fraction of its neurons per step): their updates
@@ -297,5 +441,5 @@ class NumbaBackend(Backend):
         return int(_step_updates(R, col_counts))
 
     def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
-        n_blocks = _blocks(len(idx) * _mean_degree(indptr), len(idx))
+        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
         return int(_graph_product_add(indptr, indices, data, idx, R, C, n_blocks))

@@ -5,7 +5,9 @@ Each function states the operation once, in the plainest vectorised form, so tha
 
 - A graph is CSR ``(indptr, indices, data)``; row ``r`` lists the out-edges (``push``) or the in-edges
   (``pull``) of neuron ``r``, column indices sorted.
-- ``idx``/``val`` hold the active (non-zero) entries of a vector: neuron ids and their values.
+- ``idx``/``val`` hold the active (non-zero) entries of a vector: neuron ids and their values, ids sorted.
+- Heads: where an output or a signal has one row per block of a graph's rows, shape (G, columns), the rows fall
+  into G equal blocks (``backend.row_blocks``), so that one call serves every head of a layer.
 - Outputs are written in place; every kernel returns its number of synaptic events (messages sent along
   edges, or synapse updates), defined in its docstring.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .backend import Backend
+from .backend import Backend, row_blocks
 
 
 def _csr(indptr, indices, data, n_cols: int) -> sp.csr_array:
@@ -24,33 +26,47 @@ def _csr(indptr, indices, data, n_cols: int) -> sp.csr_array:
 def push(indptr, indices, data, idx, val, out) -> int:
     """``out[j] += sum_q val[q] * G[idx[q], j]``: active presynaptic neurons send along their out-edges.
 
-    Events: the out-degrees of the active neurons, summed.
+    With ``out`` of shape (G, columns) the graph's rows fall into G equal blocks (:func:`row_blocks`), and a row
+    of block ``b`` sends to ``out[b]``. Events: the out-degrees of the active neurons, summed.
     """
-    rows = _csr(indptr, indices, data, len(out))[idx]
-    out += rows.T @ val
+    blocks, size = row_blocks(len(indptr) - 1, out, "push: out")
+    rows = _csr(indptr, indices, data, out.shape[-1])[idx]
+    block = np.asarray(idx) // size
+    for b, out_b in enumerate(out.reshape(blocks, -1)):
+        out_b += rows[block == b].T @ val[block == b]
     return int(rows.nnz)
 
 
 def pull(indptr, indices, data, idx, signal, out) -> int:
     """``out[q] = sum_i G[idx[q], i] * signal[i]``: neurons ``idx`` gather over their in-edges.
 
-    Events: in-edges of those neurons whose source is non-zero.
+    With ``signal`` of shape (G, columns) the graph's rows fall into G equal blocks (:func:`row_blocks`), and a
+    row of block ``b`` gathers from ``signal[b]``. Events: in-edges of those neurons whose source is non-zero.
     """
-    rows = _csr(indptr, indices, data, len(signal))[idx]
-    out[:] = rows @ signal
-    return int(np.count_nonzero(signal[rows.indices]))
+    blocks, size = row_blocks(len(indptr) - 1, signal, "pull: signal")
+    rows = _csr(indptr, indices, data, signal.shape[-1])[idx]
+    block = np.asarray(idx) // size
+    events = 0
+    for b, signal_b in enumerate(signal.reshape(blocks, -1)):
+        rows_b = rows[block == b]
+        out[block == b] = rows_b @ signal_b
+        events += np.count_nonzero(signal_b[rows_b.indices])
+    return int(events)
 
 
 def rows_combine(M, idx, val, out) -> int:
-    """``out += sum_q val[q] * M[idx[q], :]``: active rows send to all columns. Events: ``len(idx) * M.shape[1]``."""
+    """``out += sum_q val[q] * M[idx[q], :]``: active rows send to all columns; ``val`` (G, len(idx)) and ``out``
+    (G, columns) combine G vectors at once. Events: the non-zero values times ``M.shape[1]``."""
     out += val @ M[idx]
-    return len(idx) * M.shape[1]
+    return int(np.count_nonzero(val)) * M.shape[1]
 
 
 def rows_dot(M, idx, vec, out) -> int:
-    """``out[q] = M[idx[q], :] @ vec``. Events: ``len(idx) * len(vec)``."""
-    out[:] = M[idx] @ vec
-    return len(idx) * len(vec)
+    """``out[q] = M[idx[q], :] @ vec``. With ``vec`` of shape (G, columns) the rows of ``M`` fall into G equal
+    blocks (:func:`row_blocks`) and a row of block ``b`` meets ``vec[b]``. Events: ``len(idx) * M.shape[1]``."""
+    blocks, size = row_blocks(M.shape[0], vec, "rows_dot: vec")
+    out[:] = np.einsum("qc,qc->q", M[idx], vec.reshape(blocks, -1)[np.asarray(idx) // size])
+    return len(idx) * M.shape[1]
 
 
 def outer_add(M, row_idx, row_val, col_idx, col_val) -> int:
@@ -99,6 +115,35 @@ def graph_product_add(indptr, indices, data, idx, R, C) -> int:
     return int(np.count_nonzero((post != 0) & (pre != 0)))
 
 
+def graph_read_write(indptr, indices, data, idx, val, pre, out) -> int:
+    """The read and the Hebbian write of the synapses of a graph in one pass: each synapse is read, then written.
+
+    The graph is post-major (row ``r``: the synapses of postsynaptic neuron ``r``, columns presynaptic), ``idx``/
+    ``val`` the active postsynaptic neurons, ``pre`` the presynaptic activity (dense). Read (``push``):
+    ``out[i] += sum_q val[q] * S[idx[q], i]``, with ``out`` (G, presynaptic) for G blocks of rows (the heads);
+    then write (``graph_outer_add``): ``S[idx[q], i] += val[q] * pre[i]``. Events: those of both.
+    """
+    row_blocks(len(indptr) - 1, out, "graph_read_write: out")
+    events = push(indptr, indices, data, idx, val, out)
+    return events + graph_outer_add(indptr, indices, data, idx, val, pre)
+
+
+def rows_read_write(M, idx, val, pre_idx, pre_val, out) -> int:
+    """The read and the Hebbian write of dense synapses in one pass over the active rows: each row is read, then
+    written.
+
+    ``M`` is post-major (row ``r``: the synapses of postsynaptic neuron ``r``), its rows in G equal blocks (the
+    heads) for ``out`` (G, presynaptic). Read: ``out[b(r)] += val[q] * M[r]`` for ``r = idx[q]``; then write
+    (``outer_add``): ``M[idx[q], pre_idx[e]] += val[q] * pre_val[e]``. Events: ``len(idx) * M.shape[1]`` reads
+    plus ``len(idx) * len(pre_idx)`` updates.
+    """
+    blocks, size = row_blocks(M.shape[0], out, "rows_read_write: out")
+    block = np.asarray(idx) // size
+    for b in range(blocks):
+        out[b] += val[block == b] @ M[idx[block == b]]
+    return len(idx) * M.shape[1] + outer_add(M, idx, val, pre_idx, pre_val)
+
+
 class NumpyBackend(Backend):
     """Runs the network with the plain numpy twins: slow, simple, the reference for every other backend."""
 
@@ -111,3 +156,5 @@ class NumpyBackend(Backend):
     graph_outer_add = staticmethod(graph_outer_add)
     product_add = staticmethod(product_add)
     graph_product_add = staticmethod(graph_product_add)
+    graph_read_write = staticmethod(graph_read_write)
+    rows_read_write = staticmethod(rows_read_write)

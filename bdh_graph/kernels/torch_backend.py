@@ -4,7 +4,10 @@ Every kernel of ``reference.py`` is a few vectorised torch calls over the active
 active rows of a CSR graph are gathered at once (:func:`edges_of`, ``repeat_interleave`` + ``index_select``),
 messages are summed onto their targets with ``index_add_``, a graph whose every row takes part is multiplied
 as a ``torch.sparse_csr_tensor``, and Hebbian writes add an outer product (or the matrix product of K steps) into
-the synapse matrix with ``index_add_``. A step has no per-neuron Python loop, so the same code runs on a GPU.
+the synapse matrix with ``index_add_``. A step has no per-neuron Python loop, so the same code runs on a GPU, and
+the kernels of a layer's rounds take every head at once (outputs with one row per head: messages go to the row of
+their head in the flattened tensor), but for the gate's ``pull``, which runs head by head so that a head whose
+rows fill their range takes one sparse product.
 
 Conventions beyond ``reference.py``: neuron ids (``idx``) are int64 tensors, sorted and without repeats, as
 :meth:`TorchBackend.active` returns them, so ``len(idx) == rows`` means every row; graphs keep int64 column
@@ -17,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from .backend import Backend, Graph
+from .backend import Backend, row_blocks
 
 DEVICE_TYPES = ("cpu", "cuda")
 # pull multiplies the whole row range of its rows when they are at least 1/RANGE_FILL of it, else gathers edges
@@ -70,6 +73,13 @@ def csr_mv(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, vec: to
     return torch.mv(A, vec)
 
 
+def flat_block_index(idx: torch.Tensor, owner: torch.Tensor, rows_per: int, n_cols: int,
+                     cols: torch.Tensor) -> torch.Tensor:
+    """Index into a flattened (blocks, n_cols) tensor of the column ``cols`` of each edge in the block of its row
+    (``idx[owner]``)."""
+    return torch.div(idx.index_select(0, owner), rows_per, rounding_mode="floor") * n_cols + cols
+
+
 def rows(M: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """The rows ``idx`` of ``M``; ``M`` itself when ``idx`` holds every row (sorted ids without repeats)."""
     return M if len(idx) == M.shape[0] else M.index_select(0, idx)
@@ -109,9 +119,8 @@ class TorchBackend(Backend):
     def zeros(self, shape, dtype) -> torch.Tensor:
         return torch.zeros(shape, dtype=torch_dtype(dtype), device=self.device)
 
-    def graph(self, csr, dtype) -> Graph:
-        graph = super().graph(csr, dtype)
-        return graph._replace(indices=graph.indices.long())
+    def column_dtype(self, n_cols: int):
+        return torch.int64  # torch indexes with int64
 
     def active(self, v) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.nonzero(v).view(-1)
@@ -125,19 +134,31 @@ class TorchBackend(Backend):
         return v * cos + torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2) * sin
 
     def gain(self, u, eps: float) -> torch.Tensor:
-        return torch.sqrt(torch.var(u, correction=0) + eps)
+        return torch.sqrt(torch.var(u, dim=-1, correction=0) + eps)
 
     def all_finite(self, v) -> bool:
         return bool(torch.isfinite(v).all())
 
     # -- message-passing kernels -----------------------------------------------------------------------------
     def push(self, indptr, indices, data, idx, val, out) -> int:
+        blocks, rows_per = row_blocks(len(indptr) - 1, out, "push: out")
         positions, owner = edges_of(indptr, idx)
-        out.index_add_(0, indices.index_select(0, positions),
-                       data.index_select(0, positions) * val.index_select(0, owner))
+        cols = indices.index_select(0, positions)
+        if blocks > 1:
+            cols = flat_block_index(idx, owner, rows_per, out.shape[-1], cols)
+        out.view(-1).index_add_(0, cols, data.index_select(0, positions) * val.index_select(0, owner))
         return len(positions)
 
     def pull(self, indptr, indices, data, idx, signal, out) -> int:
+        blocks, rows_per = row_blocks(len(indptr) - 1, signal, "pull: signal")
+        if blocks == 1:
+            return self._pull_rows(indptr, indices, data, idx, signal.reshape(-1), out)
+        # head by head (the rows of a head are one run of the sorted ids), so that each may take the sparse product
+        bounds = torch.searchsorted(idx, torch.arange(blocks + 1, device=idx.device) * rows_per).tolist()
+        return sum(self._pull_rows(indptr, indices, data, idx[lo:hi], signal[b], out[lo:hi])
+                   for b, (lo, hi) in enumerate(zip(bounds, bounds[1:])))
+
+    def _pull_rows(self, indptr, indices, data, idx, signal, out) -> int:
         if len(idx) == 0:
             return 0
         lo, hi = idx[[0, -1]].tolist()
@@ -155,11 +176,15 @@ class TorchBackend(Backend):
 
     def rows_combine(self, M, idx, val, out) -> int:
         out.add_(val @ rows(M, idx))
-        return len(idx) * M.shape[1]
+        return int(torch.count_nonzero(val)) * M.shape[1]
 
     def rows_dot(self, M, idx, vec, out) -> int:
-        out.copy_(rows(M, idx) @ vec)
-        return len(idx) * len(vec)
+        blocks, rows_per = row_blocks(M.shape[0], vec, "rows_dot: vec")
+        if blocks == 1:
+            out.copy_(rows(M, idx) @ vec.reshape(-1))
+        else:  # every head at once: each row meets its head's vector
+            out.copy_((rows(M, idx) * vec.index_select(0, torch.div(idx, rows_per, rounding_mode="floor"))).sum(1))
+        return len(idx) * M.shape[1]
 
     def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
         add_block(M, row_idx, col_idx, torch.outer(row_val, col_val))
@@ -181,3 +206,21 @@ class TorchBackend(Backend):
         pre = C.index_select(1, indices.index_select(0, positions))
         data.index_add_(0, positions, (post * pre).sum(0))
         return int(((post != 0) & (pre != 0)).sum())
+
+    def graph_read_write(self, indptr, indices, data, idx, val, pre, out) -> int:
+        blocks, rows_per = row_blocks(len(indptr) - 1, out, "graph_read_write: out")
+        positions, owner = edges_of(indptr, idx)
+        cols = indices.index_select(0, positions)
+        weights = val.index_select(0, owner)
+        targets = flat_block_index(idx, owner, rows_per, out.shape[-1], cols) if blocks > 1 else cols
+        out.view(-1).index_add_(0, targets, data.index_select(0, positions) * weights)  # the read, before the write
+        post = pre.index_select(0, cols)
+        data.index_add_(0, positions, weights * post)
+        return len(positions) + int(torch.count_nonzero(post))
+
+    def rows_read_write(self, M, idx, val, pre_idx, pre_val, out) -> int:
+        blocks, rows_per = row_blocks(M.shape[0], out, "rows_read_write: out")
+        read = M.index_select(0, idx) * val.unsqueeze(1)  # a copy: the read, before the write
+        out.view(blocks, -1).index_add_(0, torch.div(idx, rows_per, rounding_mode="floor"), read)
+        add_block(M, idx, pre_idx, torch.outer(val, pre_val))
+        return len(idx) * (M.shape[1] + len(pre_idx))

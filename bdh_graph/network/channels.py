@@ -6,8 +6,11 @@
 - ``send``: what the receivers of a round get from a population's rates: the rates themselves
   (:class:`RateChannel`), or the estimates ``sign * s * count / K`` of a Bernoulli volley (:class:`SpikeChannel`,
   see ``spikes``);
-- ``write``: the Hebbian write of a layer, ``S += outer(p, k)`` per head, or in spike mode the coincidences of a
-  fresh presynaptic volley and the x volley over the K micro-steps, one matrix product per head;
+- ``read`` and ``write``: the synapse reads ``A = S @ k`` of every head and the Hebbian write of a layer,
+  ``S += outer(p, k)``; the rate channel does both in one pass over the synapses (in ``read``: the gate reads
+  ``A``, not the synapses, so the write may come any time after the read), the spike channel reads first and
+  writes after the gate round the coincidences of a fresh presynaptic volley and the x volley over the K
+  micro-steps, one matrix product per head;
 - counting the synaptic events of a token (``events``): the messages and updates the kernels count
   (``messages``), or in spike mode every spike along every edge and every coincidence update.
 """
@@ -43,10 +46,13 @@ class RateChannel:
         """The synapse reads ``A`` (heads, presynaptic) as the gated y-neurons of each head receive them."""
         return A
 
-    def write(self, synapses, layer: int, pre: Active, k: list[Active]) -> None:
-        """Hebbian write of every head: ``S += outer(pre, k)``."""
-        for head, k_head in enumerate(k):
-            self.events += synapses.write(layer, head, pre, k_head)
+    def read(self, synapses, layer: int, pre: Active, k: Active, A) -> None:
+        """The reads ``A[h] = S_h @ k_h`` of every head and, in the same pass over the synapses, the Hebbian write
+        ``S_h += outer(pre, k_h)`` (``k`` over the x-neurons of all heads, ``A`` zero, (heads, presynaptic))."""
+        self.events += synapses.read_write(layer, pre, k, A)
+
+    def write(self, synapses, layer: int, pre: Active, k: Active) -> None:
+        """Nothing left to do: :meth:`read` wrote."""
 
     def record(self) -> dict:
         """Entries of a step's record that only this channel knows."""
@@ -116,7 +122,14 @@ class SpikeChannel:
             A[h] = self.send(population, active(b, A[h]), "gate", layer, posts).dense
         return A
 
-    def write(self, synapses, layer: int, pre: Active, k: list[Active]) -> None:
+    def read(self, synapses, layer: int, pre: Active, k: Active, A) -> None:
+        """The reads ``A[h] = S_h @ k_h`` of every head, from the rotated x estimates ``k`` (all heads); their spike
+        messages were counted when x fired."""
+        b, N = self.backend, self.N
+        for h in range(self.n_head):
+            synapses.read(layer, h, active(b, k.dense[h * N:(h + 1) * N]), A[h])
+
+    def write(self, synapses, layer: int, pre: Active, k: Active) -> None:
         """The coincidence write: the presynaptic neurons fire a fresh volley beside the x volley of the read
         round; every micro-step in which pre ``i`` and x-neuron ``j`` both fire adds ``s_pre s_x / K`` (rotated
         by RoPE) to ``S[i, j]``. Per head that is one product over the K micro-steps,

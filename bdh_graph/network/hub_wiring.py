@@ -54,18 +54,15 @@ class HubWiring:
         x = self.backend.zeros(self.n, pre.dense.dtype)
         return x, self.backend.rows_dot(self.D_x, self.all_neurons, pre.dense, x)
 
-    def gate(self, S, x, trace):
-        """``y`` of all heads from the synapse reads ``S`` (h, d) and the x-neurons that fire."""
-        b, N = self.backend, self.N
-        y = b.zeros(self.n, x.dtype)
-        events = 0
-        for head in range(self.n_head):
-            a = S[head] / trace.gain(S[head])
-            x_idx, x_val = b.active(x[head * N:(head + 1) * N])
-            posts = x_idx + head * N
-            pre = b.zeros(len(posts), x.dtype)
-            events += b.rows_dot(self.D_y, posts, a, pre)
-            y[posts] = b.relu(pre) * x_val
+    def gate(self, S, x: Active, trace):
+        """``y`` of all heads from the synapse reads ``S`` (h, d) and the x-neurons that fire, every head at once:
+        the x-neuron ``h*N + j`` meets its head's hub values ``a[h]``."""
+        b = self.backend
+        a = S / trace.gain(S)[:, None] if trace.layer_norm else S
+        potential = b.zeros(len(x.ids), S.dtype)
+        events = b.rows_dot(self.D_y, x.ids, a, potential)
+        y = b.zeros(self.n, S.dtype)
+        y[x.ids] = b.relu(potential) * x.values
         return y, events
 
     def readout(self, pre: Active):

@@ -146,6 +146,7 @@ class Network:
         self.description = description
         self.dtype = np.dtype(description["dtype"])
         self.trace = Trace(wiring.E_ext, config.n_neurons, config.layer_norm, self.backend, self.dtype)
+        self._reads = self.backend.zeros((config.n_head, wiring.synapses.n_pre), self.dtype)  # A, reused by every layer
         self.position = 0
         self.events = 0
         self.spikes = 0
@@ -264,13 +265,15 @@ class Network:
             lesions.setdefault(int(layer), []).append((int(head), where))
         self._lesions = lesions
 
-    def _hold_lesions(self, layer: int, k: list) -> None:
-        """After a layer's write: its lesioned synapses back to zero (:meth:`lesion`)."""
+    def _hold_lesions(self, layer: int, k) -> None:
+        """After a layer's write: its lesioned synapses back to zero (:meth:`lesion`); ``k`` the rotated x of every
+        head."""
+        N = self.config.N
         for head, where in self._lesions.get(layer, ()):
             if where is None:
                 self.synapses.scale(0.0, layer, head)
             else:
-                self._wiring.hold_at_zero(layer, head, where, self.trace.w, k[head].dense)
+                self._wiring.hold_at_zero(layer, head, where, self.trace.w, k.dense[head * N:(head + 1) * N])
 
     def step(self, token: int, record: dict | None = None) -> np.ndarray:
         """One token through all layers; returns the logits (V,) as numpy.
@@ -296,6 +299,7 @@ class Network:
         trace.start(token)
         channel.start(self.position, cos, sin, record_spikes="spikes" in wanted)
         rows = {name: [] for name in ("x", "y", "k", "w", "u", "x_active", "y_active") if name in wanted}
+        A = self._reads
         for layer in range(c.n_layer):
             # the presynaptic trace (the input neuron, earlier layers' y) drives the x-neurons
             pre = wired.presynaptic(trace)
@@ -303,15 +307,14 @@ class Network:
             channel.messages(events)
             x = active(b, b.relu(x))
             x_sent = channel.send("x", x, "read", layer)
-            k = [active(b, b.rope(x_sent.dense[h * N:(h + 1) * N], cos, sin)) for h in range(H)]
-            # read the synapse state into A, every head before any write
-            A = b.zeros((H, wired.synapses.n_pre), self.dtype)
-            for h in range(H):
-                channel.messages(self.synapses.read(layer, h, k[h], A[h]))
+            k = active(b, b.rope(x_sent.dense.reshape(H, N), cos, sin).reshape(-1))  # R_t x of every head
+            # read the synapse state into A, every head before any write (the rate channel writes in that pass)
+            A[...] = 0
+            channel.read(self.synapses, layer, pre, k, A)
             # A -> y through G_y, gated by x
-            y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x.dense, trace)
+            y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x, trace)
             channel.messages(events)
-            # Hebbian write
+            # Hebbian write (spike mode: the coincidences of the round)
             channel.write(self.synapses, layer, pre, k)
             self._hold_lesions(layer, k)
             self._check_finite(x.dense, "x", layer, token)
@@ -344,7 +347,7 @@ class Network:
             if name in rows:
                 rows[name].append(b.to_numpy(value).copy())
         if "k" in rows:
-            rows["k"].append(np.concatenate([b.to_numpy(k_head.dense) for k_head in k]))
+            rows["k"].append(b.to_numpy(k.dense).copy())
         for name, value in (("x_active", x), ("y_active", y)):
             if name in rows:
                 rows[name].append(len(value.ids))

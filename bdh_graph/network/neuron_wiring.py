@@ -38,11 +38,13 @@ class NeuronWiring:
         self.n_pre = G_x.shape[0]
         self.n_tokens = c.vocab_size
         self.drive_fanout = np.diff(G_x.excitatory.indptr) + np.diff(G_x.inhibitory.indptr)  # spike messages
+        # Both circuits of a graph in one signed CSR (they share no edge), so that a round walks each edge once:
         # G_x pre-major (out-edges, for push); G_y post-major (in-edges, for pull)
-        self.x_exc, self.x_inh = backend.graph(G_x.excitatory, dtype), backend.graph(G_x.inhibitory, dtype)
-        self.y_exc, self.y_inh = backend.graph(G_y.excitatory.T, dtype), backend.graph(G_y.inhibitory.T, dtype)
+        self.x_graph = backend.graph(G_x.signed(), dtype)
+        self.y_graph = backend.graph(G_y.signed().T, dtype)
         self.E_ext_host = graph_factors(model, "x", "exact").pre  # (n+V, d), float64
         self.E_ext = backend.asarray(self.E_ext_host, dtype)
+        self.all_pre = backend.index_array(np.arange(self.n_pre))
         lm_head = model.lm_head.detach().cpu().double().numpy()
         self.W = backend.asarray(self.E_ext_host @ lm_head, dtype)  # readout graph, (n+V, V)
         if isinstance(synapses, str) and synapses == "all":
@@ -67,25 +69,21 @@ class NeuronWiring:
         """x-neuron potentials ``G_x^e.w - G_x^i.w`` from what the presynaptic neurons send; and the events."""
         b = self.backend
         x = b.zeros(self.n, pre.dense.dtype)
-        events = b.push(*self.x_exc[:3], pre.ids, pre.values, x) + b.push(*self.x_inh[:3], pre.ids, -pre.values, x)
-        return x, events
+        return x, b.push(*self.x_graph[:3], pre.ids, pre.values, x)
 
-    def gate(self, S, x, trace):
-        """``y`` of all heads from the synapse reads ``S`` (h, n+V) and the x-neurons that fire."""
-        b, N = self.backend, self.N
-        y = b.zeros(self.n, x.dtype)
+    def gate(self, S, x: Active, trace):
+        """``y`` of all heads from the synapse reads ``S`` (h, n+V) and the x-neurons that fire, every head at once:
+        the x-neuron ``h*N + j`` gathers from ``S[h]``."""
+        b = self.backend
         events = 0
-        for head in range(self.n_head):
-            g = 1.0
-            if trace.layer_norm:  # gain control: A seen through the hubs
-                u = b.zeros(self.E_ext.shape[1], x.dtype)
-                events += b.rows_combine(self.E_ext, *b.active(S[head]), u)
-                g = trace.gain(u)
-            x_idx, x_val = b.active(x[head * N:(head + 1) * N])
-            posts = x_idx + head * N
-            exc, inh = b.zeros(len(posts), x.dtype), b.zeros(len(posts), x.dtype)
-            events += b.pull(*self.y_exc[:3], posts, S[head], exc) + b.pull(*self.y_inh[:3], posts, S[head], inh)
-            y[posts] = b.relu((exc - inh) / g) * x_val
+        potential = b.zeros(len(x.ids), S.dtype)
+        events += b.pull(*self.y_graph[:3], x.ids, S, potential)
+        if trace.layer_norm:  # gain control: each head's A seen through the hubs, all heads in one pass over E_ext
+            u = b.zeros((self.n_head, self.E_ext.shape[1]), S.dtype)
+            events += b.rows_combine(self.E_ext, self.all_pre, S, u)
+            potential = potential / trace.gain(u)[x.ids // self.N]
+        y = b.zeros(self.n, S.dtype)
+        y[x.ids] = b.relu(potential) * x.values
         return y, events
 
     def readout(self, pre: Active):
@@ -116,11 +114,9 @@ class NeuronWiring:
     @cached_property
     def _y_edges(self) -> sp.csr_array:
         """The edges of G_y (both circuits), post-major, as a host int64 0/1 matrix: built on first use from the
-        backend's graphs, so only spike mode (counting the gate's spike messages) pays for it."""
-        b = self.backend
-        exc, inh = (sp.csr_array((np.ones(g.nnz, np.int64), b.to_numpy(g.indices), b.to_numpy(g.indptr)),
-                                 shape=g.shape) for g in (self.y_exc, self.y_inh))
-        return exc + inh
+        backend's graph, so only spike mode (counting the gate's spike messages) pays for it."""
+        b, g = self.backend, self.y_graph
+        return sp.csr_array((np.ones(g.nnz, np.int64), b.to_numpy(g.indices), b.to_numpy(g.indptr)), shape=g.shape)
 
     def rho(self, layer: int) -> np.ndarray:
         """The synaptic state in tensor coordinates, ``rho = E_ext sigma``, (h, d, N)."""
