@@ -86,6 +86,15 @@ def test_pruned_fidelity_is_measured(small_model, backend):
     assert s["tokens"] == 8 and s["state_max_rel"] is None and s["x_max_rel"] > 0
 
 
+def test_a_threshold_above_every_edge_is_refused(small_model):
+    """A network on an empty G would be silent: building one is refused, naming the largest |G| (dense reference)."""
+    from bdh_graph.graphs import dense_neuron_graph
+    largest = float(np.abs(dense_neuron_graph(small_model, "x", "exact")).max())
+    with pytest.raises(ValueError, match=rf"beta={2 * largest:g} keeps no edge of G_x \(exact form, whole graph\), "
+                                         rf"the network's wiring: its largest \|G\| is {largest:.4g}"):
+        build_network(small_model, prune=Threshold(2 * largest))
+
+
 @pytest.mark.parametrize("wiring, kwargs", [("neuron", {}), ("neuron", dict(prune=TopK(32), synapses="wiring")),
                                             ("hub", {})], ids=["dense", "pruned", "hub"])
 def test_events_are_their_definition(small_model, backend, wiring, kwargs):

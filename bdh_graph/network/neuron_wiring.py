@@ -15,12 +15,14 @@ The circuits are the exact graphs of ``graphs.neuron_graph(form="exact")``, dens
 """
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..graphs import graph_factors, neuron_graph
+from ..graphs import check_keeps_edges, graph_factors, neuron_graph
+from ..graphs.scale import SCALE_HINT, graph_name
 from .neurons import Active, active
 from .synapses import DenseSynapses, GraphSynapses
 
@@ -32,8 +34,14 @@ class NeuronWiring:
         c = model.config
         self.backend, self.n, self.N, self.n_head = backend, c.n_neurons, c.N, c.n_head
         self.layer_norm = c.layer_norm
-        G_x = neuron_graph(model, "x", "exact", prune=prune, progress=progress)
-        G_y = neuron_graph(model, "y", "exact", prune=prune, progress=progress)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="no edge has")  # refused below, naming the graph
+            G_x = neuron_graph(model, "x", "exact", prune=prune, progress=progress)
+            G_y = neuron_graph(model, "y", "exact", prune=prune, progress=progress)
+        for which, G in (("x", G_x), ("y", G_y)):  # a threshold above every |G| would leave a silent network
+            if "largest_abs_weight" in G.meta:
+                check_keeps_edges(prune, G.meta["largest_abs_weight"],
+                                  f"{graph_name(which, 'exact', None)}, the network's wiring", hint=SCALE_HINT)
         self.n_edges = {"x": G_x.n_edges, "y": G_y.n_edges}
         self.n_pre = G_x.shape[0]
         self.n_tokens = c.vocab_size
