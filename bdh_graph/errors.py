@@ -7,6 +7,8 @@ Messages name the input (the argument, the file, the CLI flag) and what was expe
 """
 from __future__ import annotations
 
+import importlib
+
 
 class BDHGraphError(Exception):
     """Base class of every error bdh_graph raises on purpose."""
@@ -34,3 +36,23 @@ class NonFiniteError(BDHGraphError, RuntimeError):
 
 class MissingExtraError(BDHGraphError, ImportError):
     """An optional package is not installed; the message names it and the extra that brings it."""
+
+
+def install_command(extra: str) -> str:
+    """How a user installs the optional ``extra``."""
+    return f'pip install "bdh-graph[{extra}]"'
+
+
+def require(*modules: str, purpose: str, extra: str):
+    """Import ``modules`` and return them (one module, or a tuple); refuse with :class:`MissingExtraError` naming
+    the missing ones, what needs them (``purpose``) and the optional ``extra`` that brings them."""
+    loaded, missing = [], []
+    for name in modules:
+        try:
+            loaded.append(importlib.import_module(name))
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(f"{purpose} needs {', '.join(missing)} (not installed here): "
+                                f"{install_command(extra)} (in a clone of bdh_graph: pip install -e \".[{extra}]\")")
+    return loaded[0] if len(loaded) == 1 else tuple(loaded)

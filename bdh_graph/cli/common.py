@@ -17,6 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..distributed import INSTALL as DASK_INSTALL
+from ..distributed import Scheduler, parse_scheduler, require_dask
+from ..errors import MissingExtraError
 from ..kernels import available_backends, check_device
 from ..model.checkpoints import load_model
 from ..model.tensor import BDH
@@ -189,6 +192,27 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=available_backends(), default="numba",
                         help="where the network's kernels run (torch also runs on cuda)")
     add_device_argument(parser)
+
+
+def scheduler_type(text: str) -> Scheduler:
+    """``--scheduler``'s type (``bdh_graph.distributed.parse_scheduler``); anything but ``none`` needs Dask, and
+    without it the message says what to install."""
+    try:
+        scheduler = parse_scheduler(text, name="")
+        if scheduler.kind != "none":
+            require_dask(f"--scheduler {text}")
+    except (ValueError, MissingExtraError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return scheduler
+
+
+def add_scheduler_argument(parser: argparse.ArgumentParser, work: str) -> None:
+    """``--scheduler`` of the commands whose work splits into independent tasks (``bdh_graph.distributed``)."""
+    parser.add_argument("--scheduler", type=scheduler_type, default="none",
+                        help=f"where {work} run: none (this process), local[:N] (a Dask LocalCluster of N worker "
+                             "processes, one per CPU without N; its dashboard address is printed) or "
+                             "tcp://host:port (a running Dask scheduler, e.g. of dask-jobqueue on SLURM); the "
+                             f"results are the same. Dask: {DASK_INSTALL}")
 
 
 def add_text_argument(parser: argparse.ArgumentParser, default_bytes: int = 256) -> None:

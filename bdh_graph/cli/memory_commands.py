@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 
+from ..distributed import engine
 from ..files import atomic_path
 from ..network.memory import DEFAULT_STRONGEST, REPEAT_BYTES, memory_experiments
 from ..plots.memory import plot_memory
 from ..text import encode
-from .common import (add_json_flag, add_model_argument, add_text_argument, count, model_from_args, output_folder,
-                     positive_number, print_result, say, text_from_args)
+from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, count,
+                     model_from_args, output_folder, positive_number, print_result, say, text_from_args)
 from .network_commands import add_network_arguments, network_options
 
 DEFAULT_BYTES = 1024  # the default text: a held-out passage of about 1 KB
@@ -35,6 +36,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=output_folder, required=True,
                    help="folder for memory.json and the figures (memory_horizon.png, memory_per_byte.png, "
                         "memory_lesions.png)")
+    add_scheduler_argument(p, "the readings (one task each)")
     add_json_flag(p)
     p.set_defaults(func=cmd_memory)
 
@@ -53,11 +55,12 @@ def cmd_memory(args) -> int:
     if n_bytes < 2:
         raise ValueError(f"--text: '{args.text}' has {n_bytes} byte; the memory experiments need at least 2 (bits "
                          "per byte are the predictions of bytes 2..n)")
-    say(f"reading {n_bytes} bytes on the {args.wiring} network ({args.backend}) and the tensor model: full memory, "
-        "no memory, forgetting, lesions, a passage read twice ...")
-    result = memory_experiments(model, text, time_constants=args.time_constants, layers=args.layers,
-                                heads=args.heads, strongest=args.strongest, repeat_bytes=args.repeat_bytes,
-                                progress=True, **options)
+    with engine(args.scheduler) as eng:
+        say(f"reading {n_bytes} bytes on the {args.wiring} network ({args.backend}) and the tensor model, "
+            f"{eng.description}: full memory, no memory, forgetting, lesions, a passage read twice ...")
+        result = memory_experiments(model, text, time_constants=args.time_constants, layers=args.layers,
+                                    heads=args.heads, strongest=args.strongest, repeat_bytes=args.repeat_bytes,
+                                    progress=True, scheduler=eng, **options)
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_memory(result, args.out).items()}
     data = {**result.to_dict(), "figures": files}

@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from ..distributed import engine
 from ..files import atomic_path
 from ..graphs import (CIRCUITS, FORMATS, FORMS, PAPER_EDGES_PER_NEURON, WHICH, Strongest, Threshold, TopK,
                       entry_histogram, extract, graph_factors, write_graph)
@@ -22,8 +23,8 @@ from ..structure.modularity import BACKENDS
 from ..structure.report import analyze_graph
 from ..structure.sweep import LADDER
 from ..text import encode
-from .common import (add_json_flag, add_model_argument, checked, count, input_file, model_from_args, output_file,
-                     output_folder, positive_number, print_result, text_from_args)
+from .common import (add_json_flag, add_model_argument, add_scheduler_argument, checked, count, input_file,
+                     model_from_args, output_file, output_folder, positive_number, print_result, text_from_args)
 
 
 def head_type(text: str) -> int | None:
@@ -69,10 +70,10 @@ def add_graph_arguments(parser: argparse.ArgumentParser, top_k: bool = False) ->
                            help="keep each neuron's K strongest inputs per circuit")
 
 
-def graph_from_args(model, args: argparse.Namespace):
-    """The ``Extraction`` the arguments ask for (``bdh_graph.graphs.extract``)."""
+def graph_from_args(model, args: argparse.Namespace, scheduler=None):
+    """The ``Extraction`` the arguments ask for (``bdh_graph.graphs.extract``), its tiles run by ``scheduler``."""
     return extract(model, args.which, args.form, args.head, beta=args.beta, top_k=getattr(args, "top_k", None),
-                   edges=args.edges, circuit=args.circuit)
+                   edges=args.edges, circuit=args.circuit, scheduler=scheduler)
 
 
 def register(sub) -> None:
@@ -99,6 +100,7 @@ def register(sub) -> None:
                    help="Louvain implementation (default: igraph when installed, else networkx)")
     p.add_argument("--seed", type=int, default=0, help="seed of the null models and the bootstrap")
     p.add_argument("--out", type=output_folder, default="bdh-structure", help="folder for the figures and reports")
+    add_scheduler_argument(p, "the extraction's tiles and the modularity sweep's graphs")
     add_json_flag(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -125,6 +127,7 @@ def register(sub) -> None:
     p.add_argument("--token-ms", type=positive_number, default=None, metavar="MS",
                    help=f"sonata: the clock, milliseconds per token, for the input drive and the run's length "
                         f"(default: {DEFAULT_TOKEN_MS:g})")
+    add_scheduler_argument(p, "the extraction's tiles")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
@@ -141,18 +144,19 @@ def cmd_analyze(args) -> int:
     if args.head is not None and not 0 <= args.head < heads:
         raise ValueError(f"argument --head: this model has {heads} heads; expected an integer in [0, {heads}) or "
                          f"'all', got {args.head}")
-    factors, prune, circuits = graph_from_args(model, args)  # a pruning that leaves no edge is refused here
-    args.out.mkdir(parents=True, exist_ok=True)
-    extracted = time.perf_counter()
-    beta = args.beta if args.beta is not None else float(circuits.circuit(args.circuit).data.min())
-    baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, args.form, args.head)
-                if args.baseline == "untrained" else None)
-    analysis = analyze_graph(factors, circuits, args.circuit, beta, args.ladder, args.sweep_betas, baseline,
-                             {"kind": "untrained", "seed": args.baseline_seed}, seeds=args.seeds,
-                             n_bootstrap=args.bootstrap, directed=args.directed, weighted=args.weighted,
-                             seed=args.seed, backend=args.backend, progress=True)
+    with engine(args.scheduler) as eng:
+        factors, prune, circuits = graph_from_args(model, args, eng)  # refused here if no edge is left
+        args.out.mkdir(parents=True, exist_ok=True)
+        extracted = time.perf_counter()
+        beta = args.beta if args.beta is not None else float(circuits.circuit(args.circuit).data.min())
+        baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, args.form, args.head)
+                    if args.baseline == "untrained" else None)
+        analysis = analyze_graph(factors, circuits, args.circuit, beta, args.ladder, args.sweep_betas, baseline,
+                                 {"kind": "untrained", "seed": args.baseline_seed}, seeds=args.seeds,
+                                 n_bootstrap=args.bootstrap, directed=args.directed, weighted=args.weighted,
+                                 seed=args.seed, backend=args.backend, progress=True, scheduler=eng)
+        counts, edges = entry_histogram(factors, scheduler=eng)
     name = _graph_name(args)
-    counts, edges = entry_histogram(factors)
     figures = plot_structure(analysis, counts, edges, args.out, name)
     report = analysis.to_dict()
     report["graph"].update(checkpoint=str(args.checkpoint or "bundled"), prune=repr(prune),
@@ -231,7 +235,8 @@ def cmd_export(args) -> int:
     model = model_from_args(args)
     if fmt == "sonata":
         return _export_sonata(model, args)
-    _, prune, circuits = graph_from_args(model, args)
+    with engine(args.scheduler) as eng:
+        _, prune, circuits = graph_from_args(model, args, eng)
     files = write_graph(circuits, args.out, args.circuit)
     result = {"files": [str(f) for f in files], "shape": list(circuits.shape), "prune": repr(prune),
               "circuit": args.circuit, "excitatory_edges": circuits.n_excitatory,
@@ -250,7 +255,8 @@ def _export_sonata(model, args) -> int:
         written = write_hub_circuit(graph_factors(model, args.which, args.form, args.head), args.out, tokens, clock,
                                     args.overwrite, args.circuit)
     else:
-        _, prune, circuits = graph_from_args(model, args)
+        with engine(args.scheduler) as eng:
+            _, prune, circuits = graph_from_args(model, args, eng)
         written = write_circuit(circuits, args.out, tokens, clock, args.overwrite, args.circuit)
     result = {"folder": str(args.out), "format": "sonata", "wiring": args.wiring, "prune": repr(prune),
               "circuit": args.circuit, "token_ms": clock.token_ms, **written}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..distributed import engine
 from ..files import atomic_path
 from ..interpretability.monosemantic import PAPER_SENTENCES, PRESYNAPTIC, find_concept_synapses
 from ..interpretability.sparsity import sparsity
@@ -11,8 +12,8 @@ from ..network.address import LEVELS, SYNTAX, parse_synapse
 from ..plots.synapses import plot_concept_synapse, plot_concept_synapse_test, plot_sparsity, plot_synapse_trace
 from ..text import encode
 from ..text.concepts import CONCEPTS, matched_sentences, read_sentences
-from .common import (add_json_flag, add_model_argument, add_text_argument, between, checked, count, input_file,
-                     model_from_args, output_file, output_folder, print_result, text_from_args)
+from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, between, checked,
+                     count, input_file, model_from_args, output_file, output_folder, print_result, text_from_args)
 
 DEFAULT_CONCEPT = "currency"  # also the demo's
 
@@ -50,6 +51,7 @@ def register(sub) -> None:
     f.add_argument("--max-tokens", type=count(1), default=DEFAULT_MAX_TOKENS, help="longest sentence accepted (bytes)")
     f.add_argument("--out", type=output_folder, default=None,
                    help="folder for the table (concept_synapses.json) and the figures (default: print only)")
+    add_scheduler_argument(f, "the sentences (a batch of 16 a task) and the layers of the screen")
     add_json_flag(f)
     f.set_defaults(func=cmd_find)
 
@@ -94,9 +96,11 @@ def cmd_find(args) -> int:
     if args.layers is not None and max(args.layers) >= L:
         raise ValueError(f"--layers: the model has layers 0..{L - 1}, got {args.layers}")
     concept, contrast, label = sentences_from_args(args)
-    found = find_concept_synapses(model, concept, contrast, args.level, args.presynaptic, args.top_k, args.candidates,
-                                  args.test_fraction, args.alpha, args.seed, args.max_tokens, args.layers,
-                                  strengthening=not args.any_direction, progress=True)
+    with engine(args.scheduler) as eng:
+        found = find_concept_synapses(model, concept, contrast, args.level, args.presynaptic, args.top_k,
+                                      args.candidates, args.test_fraction, args.alpha, args.seed, args.max_tokens,
+                                      args.layers, strengthening=not args.any_direction, progress=True,
+                                      scheduler=eng)
     data = {"concept": label, **found.to_dict()}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

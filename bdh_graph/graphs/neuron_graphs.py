@@ -22,11 +22,14 @@ Signed weights split into two non-negative circuits, ``G^e = max(G, 0)`` and ``G
 
 - ``Threshold(beta)``: keep ``G >= beta`` (excitatory) and ``G <= -beta`` (inhibitory);
 - ``TopK(k)``: for each postsynaptic neuron its k strongest excitatory and k strongest inhibitory inputs;
-- ``Strongest(m)``: the m strongest edges of each circuit in the whole graph (an edge count, not a weight);
+- ``Strongest(m)``: the m strongest edges of each circuit in the whole graph (an edge count, not a weight; of
+  equal weights the smaller (pre, post) pair first);
 - ``None``: every non-zero entry (dense, for small n only).
 
 Extraction is tiled, ``A = pre @ post`` one block of rows (threshold, strongest) or columns (top-k) at a time,
-so a dense n x n matrix is never held: memory is one block (``block_bytes``) plus the edges kept.
+so a dense n x n matrix is never held: memory is one block (``block_bytes``) plus the edges kept. The tiles are
+independent tasks, run in this process or on Dask workers (``scheduler``, ``bdh_graph.distributed``) with the
+same result.
 :func:`extract` prunes by options instead of a rule, at the paper's edge density unless told otherwise.
 """
 from __future__ import annotations
@@ -38,8 +41,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import sparse
-from tqdm.auto import tqdm
 
+from ..distributed import engine
 from .pruning import Prune, Strongest, Threshold, TopK, check_prune, prune_from_options
 
 WHICH = ("x", "y")
@@ -207,114 +210,152 @@ def dense_neuron_graph(model, which: str = "x", form: str = "analysis", head: in
     return A[cols, cols] if form == "analysis" else A[:, cols]
 
 
-class _Edges:
-    """COO parts of one circuit, gathered tile by tile; ``admits`` tells which weights to keep (all > 0 or >= beta)."""
+class TileEdges(NamedTuple):
+    """The edges one tile keeps of each circuit, ``(rows, cols, weights)`` in global indices, and the largest
+    ``|G|`` of the tile (what a threshold that keeps nothing is told)."""
 
-    def __init__(self, beta: float | None = None) -> None:
-        self.beta = beta
-        self.rows: list[np.ndarray] = []
-        self.cols: list[np.ndarray] = []
-        self.vals: list[np.ndarray] = []
-
-    def admits(self, values: np.ndarray) -> np.ndarray:
-        return values >= self.beta if self.beta is not None else values > 0
-
-    def add(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
-        self.rows.append(rows.astype(np.int32))
-        self.cols.append(cols.astype(np.int32))
-        self.vals.append(vals)
-
-    def arrays(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        parts = ((self.rows, np.int32), (self.cols, np.int32), (self.vals, dtype))
-        rows, cols, vals = (np.concatenate(p) if p else np.zeros(0, t) for p, t in parts)
-        return rows, cols, vals
-
-    def to_csr(self, shape: tuple[int, int], dtype, row_sorted: bool = False) -> sparse.csr_array:
-        rows, cols, vals = self.arrays(dtype)
-        self.rows, self.cols, self.vals = [], [], []
-        if row_sorted:  # tiles in row order, each in row-major order: build CSR without a sort or a copy
-            indptr = np.zeros(shape[0] + 1, dtype=np.int64 if rows.size >= 2**31 else np.int32)
-            np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-            return sparse.csr_array((vals, cols, indptr), shape=shape)
-        return sparse.csr_array(sparse.coo_array((vals, (rows, cols)), shape=shape))
+    excitatory: tuple[np.ndarray, np.ndarray, np.ndarray]
+    inhibitory: tuple[np.ndarray, np.ndarray, np.ndarray]
+    largest: float
 
 
-class _StrongestPool(_Edges):
-    """The ``m`` largest entries seen so far; entries not above ``floor`` can no longer enter."""
-
-    def __init__(self, m: int) -> None:
-        super().__init__()
-        self.m, self.floor, self.size = m, 0.0, 0
-
-    def admits(self, values: np.ndarray) -> np.ndarray:
-        return values > self.floor
-
-    def add(self, rows, cols, vals) -> None:
-        super().add(rows, cols, vals)
-        self.size += vals.size
-        if self.size > 2 * self.m:
-            self.shrink()
-
-    def shrink(self) -> None:
-        if not self.vals:
-            return
-        rows, cols, vals = self.arrays(self.vals[0].dtype)
-        if vals.size > self.m:
-            keep = np.argpartition(vals, vals.size - self.m)[vals.size - self.m:]
-            rows, cols, vals = rows[keep], cols[keep], vals[keep]
-            self.floor = float(vals.min())
-        self.rows, self.cols, self.vals, self.size = [rows], [cols], [vals], vals.size
-
-
-def _tiles(factors: GraphFactors, axis: int, block_bytes: int, progress: bool | None, desc: str):
-    """Yield ``(start, block)`` with ``block = A[start:start+b, :]`` (axis 0) or ``A[:, start:start+b]`` (axis 1)."""
-    pre, post = factors.pre, factors.post
+def _tile_ranges(factors: GraphFactors, axis: int, block_bytes: int | None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each tile: rows ``A[start:stop, :]`` (axis 0) or columns ``A[:, start:stop]`` (axis 1),
+    each about ``block_bytes`` (default ``BLOCK_BYTES``, read at each call)."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     n_pre, n_post = factors.shape
     other = n_post if axis == 0 else n_pre
-    step = max(1, block_bytes // max(1, other * pre.itemsize))
+    step = max(1, block_bytes // max(1, other * factors.pre.itemsize))
     total = n_pre if axis == 0 else n_post
-    starts = range(0, total, step)
-    show = n_pre * n_post >= PROGRESS_ENTRIES if progress is None else progress
-    for start in tqdm(starts, desc=desc, unit="tile", disable=not show, leave=False):
-        stop = min(start + step, total)
-        yield start, (pre[start:stop] @ post if axis == 0 else pre @ post[:, start:stop])
+    return [(start, min(start + step, total)) for start in range(0, total, step)]
+
+
+def _tile(factors: GraphFactors, axis: int, start: int, stop: int) -> np.ndarray:
+    pre, post = factors.pre, factors.post
+    return pre[start:stop] @ post if axis == 0 else pre @ post[:, start:stop]
+
+
+def _show_progress(factors: GraphFactors, progress: bool | None) -> bool:
+    return factors.shape[0] * factors.shape[1] >= PROGRESS_ENTRIES if progress is None else progress
+
+
+def strongest_of(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, m: int):
+    """The ``m`` edges of largest weight; of equal weights the smaller ``(row, col)`` wins, so the choice does not
+    depend on the order the edges come in (tiles gathered in any order choose alike)."""
+    if weights.size <= m:
+        return rows, cols, weights
+    keep = np.argpartition(weights, weights.size - m)[weights.size - m:]
+    kth = weights[keep].min()  # the m-th largest weight
+    if np.count_nonzero(weights == kth) > np.count_nonzero(weights[keep] == kth):  # a tie at the cut
+        above = keep[weights[keep] > kth]
+        tied = np.flatnonzero(weights == kth)
+        tied = tied[np.lexsort((cols[tied], rows[tied]))[:m - above.size]]
+        keep = np.concatenate([above, tied])
+    return rows[keep], cols[keep], weights[keep]
+
+
+def tile_edges(factors: GraphFactors, prune: Prune, axis: int, start: int, stop: int,
+               floors: tuple[float, float] = (0.0, 0.0)) -> TileEdges:
+    """The edges one tile of ``A = pre @ post`` keeps (a task of :func:`product_graph`, a pure function).
+
+    ``TopK`` tiles are columns (each postsynaptic neuron's k strongest inputs), the others rows. A ``Strongest(m)``
+    tile keeps its m strongest edges of each circuit, of those at or above that circuit's ``floors`` (the m-th
+    weight already gathered from other tiles, 0 at first): no edge below a floor can be among the m strongest.
+    """
+    block = _tile(factors, axis, start, stop)
+    largest = max(float(block.max()), -float(block.min()))
+    kept = []
+    for values, floor in ((block, floors[0]), (-block, floors[1])):
+        if isinstance(prune, TopK):
+            k = min(prune.k, values.shape[0])
+            idx = np.argpartition(values, values.shape[0] - k, axis=0)[values.shape[0] - k:]  # k, c: the k largest
+            top = np.take_along_axis(values, idx, axis=0)
+            keep = top > 0
+            rows, cols, weights = idx[keep], np.nonzero(keep)[1] + start, top[keep]
+        else:
+            if isinstance(prune, Threshold):
+                admitted = values >= prune.beta
+            else:
+                admitted = values >= floor if floor > 0 else values > 0
+            rows, cols = np.nonzero(admitted)
+            weights = values[rows, cols]
+            rows = rows + start
+            if isinstance(prune, Strongest):
+                rows, cols, weights = strongest_of(rows, cols, weights, prune.m)
+        kept.append((rows.astype(np.int32), cols.astype(np.int32), weights))
+    return TileEdges(kept[0], kept[1], largest)
+
+
+class _Kept:
+    """The edges of one circuit gathered from the tiles, kept by tile index; with ``m`` only the m strongest
+    (``strongest_of``), and ``floor``, the m-th weight once m are held, tells the next tiles what cannot enter."""
+
+    def __init__(self, m: int | None = None) -> None:
+        self.m, self.floor, self.size = m, 0.0, 0
+        self.parts: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+
+    def add(self, index: int, edges: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.parts.append((index, edges))
+        self.size += edges[2].size
+        # the first floor at once (it spares every later tile most of its edges), then every m edges added
+        if self.m is not None and (self.size > 2 * self.m or (self.floor == 0 and self.size >= self.m)):
+            self.shrink()
+
+    def arrays(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and weights of the parts, concatenated in tile order."""
+        parts = [edges for _, edges in sorted(self.parts, key=lambda part: part[0])]
+        if not parts:
+            return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, dtype)
+        rows, cols, weights = (np.concatenate(column) for column in zip(*parts))
+        return rows, cols, weights
+
+    def shrink(self) -> None:
+        if self.m is None or not self.parts:
+            return
+        rows, cols, weights = strongest_of(*self.arrays(self.parts[0][1][2].dtype), self.m)
+        if weights.size >= self.m:
+            self.floor = float(weights.min())
+        self.parts, self.size = [(-1, (rows, cols, weights))], weights.size
+
+    def to_csr(self, shape: tuple[int, int], dtype, row_sorted: bool = False) -> sparse.csr_array:
+        self.shrink()
+        rows, cols, weights = self.arrays(dtype)
+        self.parts, self.size = [], 0
+        if row_sorted:  # row tiles in order, each in row-major order: build CSR without a sort or a copy
+            indptr = np.zeros(shape[0] + 1, dtype=np.int64 if rows.size >= 2**31 else np.int32)
+            np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+            return sparse.csr_array((weights, cols, indptr), shape=shape)
+        return sparse.csr_array(sparse.coo_array((weights, (rows, cols)), shape=shape))  # sorted: canonical
 
 
 def product_graph(factors: GraphFactors, prune: Prune = None, progress: bool | None = None,
-                  block_bytes: int = BLOCK_BYTES) -> Circuits:
+                  block_bytes: int | None = None, scheduler=None) -> Circuits:
     """Extract ``A = pre @ post`` tile by tile, pruned, as excitatory and inhibitory circuits.
 
-    Peak memory is one tile (about ``block_bytes``, plus its comparison masks) and the edges kept.
-    If no edge survives the pruning the circuits are empty and a warning names the largest ``|G|``.
+    Each tile is a task (:func:`tile_edges`) run by ``scheduler`` (``bdh_graph.distributed.engine``: None, in this
+    process; ``"local:N"``, a scheduler address, or an ``Engine``): the factors go to each worker once, a worker
+    holds one tile (about ``block_bytes``, default ``BLOCK_BYTES``, plus its comparison masks) at a time, and only
+    the edges kept come back.
+    The result is the same wherever the tiles run. If no edge survives the pruning the circuits are empty and a
+    warning names the largest ``|G|``.
     """
     check_prune(prune)
     shape, dtype = factors.shape, factors.pre.dtype
-    desc = f"G_{factors.meta.get('which', '')} {shape[0]}x{shape[1]}"
+    axis = 1 if isinstance(prune, TopK) else 0
+    tiles = _tile_ranges(factors, axis, block_bytes)
+    m = prune.m if isinstance(prune, Strongest) else None
+    exc, inh = _Kept(m), _Kept(m)
     largest = 0.0
-    if isinstance(prune, TopK):
-        exc, inh = _Edges(), _Edges()
-        for c0, block in _tiles(factors, 1, block_bytes, progress, desc):
-            for edges, values in ((exc, block), (inh, -block)):
-                k = min(prune.k, shape[0])
-                idx = np.argpartition(values, shape[0] - k, axis=0)[shape[0] - k:]  # k, c: the k largest rows
-                top = np.take_along_axis(values, idx, axis=0)
-                keep = top > 0
-                edges.add(idx[keep], np.nonzero(keep)[1] + c0, top[keep])
-        row_sorted = False
-    else:
-        if isinstance(prune, Strongest):
-            exc, inh = _StrongestPool(prune.m), _StrongestPool(prune.m)
-        else:
-            beta = prune.beta if isinstance(prune, Threshold) else None
-            exc, inh = _Edges(beta), _Edges(beta)
-        for r0, block in _tiles(factors, 0, block_bytes, progress, desc):
-            largest = max(largest, float(block.max()), -float(block.min()))
-            for edges, values in ((exc, block), (inh, -block)):
-                rows, cols = np.nonzero(edges.admits(values))
-                edges.add(rows + r0, cols, values[rows, cols])
-        if isinstance(prune, Strongest):
-            exc.shrink(), inh.shrink()
-        row_sorted = not isinstance(prune, Strongest)
+    with engine(scheduler) as eng, eng.shared(factors) as (shared,):
+        # read one task at a time, so each tile sees the floors of the tiles gathered before it
+        tasks = ((shared, prune, axis, start, stop, (exc.floor, inh.floor)) for start, stop in tiles)
+        for index, tile in eng.map(tile_edges, tasks, len(tiles), f"G_{factors.meta.get('which', '')} "
+                                   f"{shape[0]}x{shape[1]}", "tile", _show_progress(factors, progress),
+                                   first_alone=m is not None):  # the first tile gives the first floors
+            exc.add(index, tile.excitatory)
+            inh.add(index, tile.inhibitory)
+            largest = max(largest, tile.largest)
+    row_sorted = axis == 0 and m is None
     circuits = Circuits(exc.to_csr(shape, dtype, row_sorted), inh.to_csr(shape, dtype, row_sorted),
                         factors.pre_ids, factors.post_ids, {**factors.meta, "prune": repr(prune)})
     if isinstance(prune, Threshold):
@@ -326,7 +367,7 @@ def product_graph(factors: GraphFactors, prune: Prune = None, progress: bool | N
 
 
 def neuron_graph(model, which: str = "x", form: str = "analysis", head: int | None = None,
-                 prune: Prune = None, dtype=np.float64, progress: bool | None = None) -> Circuits:
+                 prune: Prune = None, dtype=np.float64, progress: bool | None = None, scheduler=None) -> Circuits:
     """The neuron graph ``G_x`` (``which="x"``) or ``G_y`` of a model, pruned, as two circuits (module doc).
 
     >>> torch.manual_seed(0)                                                   # doctest: +SKIP
@@ -334,7 +375,7 @@ def neuron_graph(model, which: str = "x", form: str = "analysis", head: int | No
     >>> g = neuron_graph(model, head=1, prune=Threshold(0.01))
     >>> g.shape, g.excitatory[3, 5]   # weight of the edge 3 -> 5 of head 1 (neurons 35 -> 37)
     """
-    return product_graph(graph_factors(model, which, form, head, dtype), prune, progress)
+    return product_graph(graph_factors(model, which, form, head, dtype), prune, progress, scheduler=scheduler)
 
 
 class Extraction(NamedTuple):
@@ -347,12 +388,13 @@ class Extraction(NamedTuple):
 
 def extract(model, which: str = "x", form: str = "analysis", head: int | None = None, beta: float | None = None,
             top_k: int | None = None, edges: int | None = None, circuit: str = "both",
-            progress: bool | None = None) -> Extraction:
+            progress: bool | None = None, scheduler=None) -> Extraction:
     """A model's neuron graph pruned by at most one option, at the paper's edge density by default.
 
     ``beta``, ``top_k``, ``edges`` as in :func:`prune_from_options` with ``n_post`` the graph's postsynaptic
     neurons: without any, each circuit keeps its ``paper_edge_count(n_post)`` strongest edges. A graph whose
     ``circuit`` ("excitatory", "inhibitory" or "both") is left without an edge is refused with the largest |G|.
+    ``scheduler``: where the tiles run (:func:`product_graph`).
 
     >>> g = extract(model, head=0).circuits   # doctest: +SKIP
     >>> g.n_excitatory == paper_edge_count(model.config.N)
@@ -364,7 +406,7 @@ def extract(model, which: str = "x", form: str = "analysis", head: int | None = 
     prune = prune_from_options(beta, top_k, edges, n_post=factors.shape[1])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no edge has")  # refused below, naming the circuit
-        circuits = product_graph(factors, prune, progress)
+        circuits = product_graph(factors, prune, progress, scheduler=scheduler)
     if circuits.circuit(circuit).nnz == 0:
         largest = circuits.meta.get("largest_abs_weight")  # known when thresholding, the one rule that can empty G
         facts = f" (the largest |G| is {largest:.4g}); choose a smaller beta" if largest is not None else ""
@@ -372,18 +414,36 @@ def extract(model, which: str = "x", form: str = "analysis", head: int | None = 
     return Extraction(factors, prune, circuits)
 
 
-def entry_histogram(factors: GraphFactors, bins: int | np.ndarray = 200, block_bytes: int = BLOCK_BYTES,
-                    progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram ``(counts, edges)`` of all entries of ``G``, counted tile by tile (never held whole).
+def _tile_range(factors: GraphFactors, start: int, stop: int) -> tuple[float, float]:
+    """The smallest and largest entry of the rows ``start:stop`` of ``G`` (a task of :func:`entry_histogram`)."""
+    block = _tile(factors, 0, start, stop)
+    return float(block.min()), float(block.max())
+
+
+def _tile_histogram(factors: GraphFactors, start: int, stop: int, bins: np.ndarray) -> np.ndarray:
+    """Counts of the entries of the rows ``start:stop`` of ``G`` in ``bins`` (a task of :func:`entry_histogram`)."""
+    return np.histogram(_tile(factors, 0, start, stop), bins=bins)[0]
+
+
+def entry_histogram(factors: GraphFactors, bins: int | np.ndarray = 200, block_bytes: int | None = None,
+                    progress: bool | None = None, scheduler=None) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram ``(counts, edges)`` of all entries of ``G``, counted tile by tile (never held whole), the tiles
+    run by ``scheduler`` (:func:`product_graph`).
 
     With ``bins`` an integer the range is [min G, max G], found in a first pass.
     """
-    if np.isscalar(bins):
-        lo, hi = np.inf, -np.inf
-        for _, block in _tiles(factors, 0, block_bytes, progress, "range of G"):
-            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
-    counts = np.zeros(len(bins) - 1, dtype=np.int64)
-    for _, block in _tiles(factors, 0, block_bytes, progress, "histogram of G"):
-        counts += np.histogram(block, bins=bins)[0]
-    return counts, np.asarray(bins)
+    tiles = _tile_ranges(factors, 0, block_bytes)
+    show = _show_progress(factors, progress)
+    with engine(scheduler) as eng, eng.shared(factors) as (shared,):
+        if np.isscalar(bins):
+            lo, hi = np.inf, -np.inf
+            for _, (low, high) in eng.map(_tile_range, ((shared, *tile) for tile in tiles), len(tiles),
+                                          "range of G", "tile", show):
+                lo, hi = min(lo, low), max(hi, high)
+            bins = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
+        bins = np.asarray(bins)
+        counts = np.zeros(len(bins) - 1, dtype=np.int64)
+        for _, tile_counts in eng.map(_tile_histogram, ((shared, *tile, bins) for tile in tiles), len(tiles),
+                                      "histogram of G", "tile", show):
+            counts += tile_counts
+    return counts, bins

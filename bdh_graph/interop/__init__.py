@@ -12,27 +12,17 @@ names the extra when a package is missing; the clock needs nothing.
 """
 from __future__ import annotations
 
-import importlib
-
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, install_command
+from ..errors import require as _require
 
 EXTRA = "interop"
-INSTALL = f'pip install "bdh-graph[{EXTRA}]"'
+INSTALL = install_command(EXTRA)
 
 
 def require(*modules: str, purpose: str):
-    """Import ``modules`` and return them (one module, or a tuple); refuse with :class:`MissingExtraError` naming
-    the missing ones, what needs them (``purpose``) and the extra to install."""
-    loaded, missing = [], []
-    for name in modules:
-        try:
-            loaded.append(importlib.import_module(name))
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise MissingExtraError(f"{purpose} needs {', '.join(missing)} (not installed here): {INSTALL} "
-                                f"(in a clone of bdh_graph: pip install -e \".[{EXTRA}]\")")
-    return loaded[0] if len(loaded) == 1 else tuple(loaded)
+    """Import ``modules`` of the interop extra (one module, or a tuple), or :class:`MissingExtraError` saying what to
+    install."""
+    return _require(*modules, purpose=purpose, extra=EXTRA)
 
 
 __all__ = ["EXTRA", "INSTALL", "MissingExtraError", "require"]

@@ -41,8 +41,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import stats
-from tqdm.auto import tqdm
 
+from ..distributed import engine
 from ..network.address import LEVELS, Synapse
 from .synapse_state import (DEFAULT_MAX_TOKENS, SentenceRecord, check_sentences, record_sentences,
                             synapse_trace)
@@ -146,9 +146,27 @@ def _moments(records: list[SentenceRecord], layer: int, rows: torch.Tensor) -> t
     return mean, M2 / (S - 1)
 
 
+def _screen_layer(concept: list[SentenceRecord], contrast: list[SentenceRecord], layer: int, rows: torch.Tensor,
+                  candidates: int, strengthening: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Welch's t of every entry of one layer (a task of :func:`screen_synapses`): the ``candidates`` largest as
+    presynaptic rows, postsynaptic columns and t, and the entries screened."""
+    m_c, v_c = _moments(concept, layer, rows)
+    m_k, v_k = _moments(contrast, layer, rows)
+    se = torch.sqrt(v_c / len(concept) + v_k / len(contrast))
+    floor = REL_FLOOR * (m_c.abs() + m_k.abs()) + torch.finfo(m_c.dtype).tiny
+    t = (m_c - m_k) / torch.maximum(se, floor)
+    if strengthening:
+        t = torch.where(m_c > m_k.abs(), t, torch.zeros_like(t))
+    t = t.reshape(-1)
+    best = torch.topk(t, min(candidates, t.numel()))
+    n_post = m_c.shape[1]
+    return (rows[best.indices // n_post].numpy(), (best.indices % n_post).numpy(), best.values.double().numpy(),
+            t.numel())
+
+
 def screen_synapses(concept: list[SentenceRecord], contrast: list[SentenceRecord], rows: torch.Tensor,
                     candidates: int = 1000, layers: list[int] | None = None, strengthening: bool = True,
-                    progress: bool = False) -> Screen:
+                    progress: bool = False, scheduler=None) -> Screen:
     """Welch's t of every entry (layers x ``rows`` x all x-neurons) between the two sets; the ``candidates``
     largest, of those with t > 0 (possibly fewer).
 
@@ -159,27 +177,18 @@ def screen_synapses(concept: list[SentenceRecord], contrast: list[SentenceRecord
     ``strengthening``: keep only entries that grow with the concept, ``m_c > |m_k|`` (positive after concept
     sentences, and larger than whatever the contrast sentences do in either direction). Without it an entry
     also qualifies when the contrast sentences push it below a concept state near 0. ``progress``: a bar over
-    the layers.
+    the layers. Each layer is a task of ``scheduler`` (``bdh_graph.distributed.engine``; the records go to each
+    worker once).
     """
     if not concept or not contrast:
         raise ValueError(f"screen needs records of both sets, got {len(concept)} concept and {len(contrast)} contrast")
     L = concept[0].post.shape[0]
     layers = list(range(L)) if layers is None else layers
-    found, entries = [], 0
-    for layer in tqdm(layers, desc="screening synapses", unit="layer", disable=not progress, leave=False):
-        m_c, v_c = _moments(concept, layer, rows)
-        m_k, v_k = _moments(contrast, layer, rows)
-        se = torch.sqrt(v_c / len(concept) + v_k / len(contrast))
-        floor = REL_FLOOR * (m_c.abs() + m_k.abs()) + torch.finfo(m_c.dtype).tiny
-        t = (m_c - m_k) / torch.maximum(se, floor)
-        if strengthening:
-            t = torch.where(m_c > m_k.abs(), t, torch.zeros_like(t))
-        t = t.reshape(-1)
-        entries += t.numel()
-        best = torch.topk(t, min(candidates, t.numel()))
-        n_post = m_c.shape[1]
-        found.append((np.full(len(best.indices), layer), rows[best.indices // n_post].numpy(),
-                      (best.indices % n_post).numpy(), best.values.double().numpy()))
+    with engine(scheduler) as eng, eng.shared(concept, contrast) as shared:
+        done = dict(eng.map(_screen_layer, ((*shared, layer, rows, candidates, strengthening) for layer in layers),
+                            len(layers), "screening synapses", "layer", progress))
+    found = [(np.full(len(done[k][0]), layer), *done[k][:3]) for k, layer in enumerate(layers)]
+    entries = sum(done[k][3] for k in range(len(layers)))
     layer_ids, pres, posts, ts = (np.concatenate(parts) for parts in zip(*found))
     order = np.argsort(-ts, kind="stable")[:candidates]
     order = order[ts[order] > 0]  # only entries larger, on average, after concept sentences
@@ -303,6 +312,27 @@ class ConceptSynapses:
         return "\n".join(rows)
 
 
+def _read_batch(model, sentences: list[str], level: str, max_tokens: int, name: str) -> list[SentenceRecord]:
+    """The records of one batch of sentences (a task of :func:`read_sentences`)."""
+    return record_sentences(model, sentences, level, max_tokens, len(sentences), name=name)
+
+
+def read_sentences(model, sentences: list[str], level: str = "neuron", max_tokens: int = DEFAULT_MAX_TOKENS,
+                   batch_size: int = 16, name: str = "sentences", progress: bool = False,
+                   scheduler=None) -> list[SentenceRecord]:
+    """``record_sentences`` with each batch of ``batch_size`` sentences a task of ``scheduler``
+    (``bdh_graph.distributed.engine``): the model goes to each worker once, the records come back in order. The
+    batches are those ``record_sentences`` makes, so the records are the same."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    sentences = check_sentences(sentences, name, max_tokens)
+    batches = [sentences[start:start + batch_size] for start in range(0, len(sentences), batch_size)]
+    with engine(scheduler) as eng, eng.shared(model) as (shared,):
+        done = dict(eng.map(_read_batch, ((shared, batch, level, max_tokens, name) for batch in batches),
+                            len(batches), f"reading {name}", "batch", progress))
+    return [record for k in range(len(batches)) for record in done[k]]
+
+
 def synapse_values(records: list[SentenceRecord], layers, pres, posts) -> np.ndarray:
     """State of the given entries after each sentence, (sentences, entries), float64."""
     layers, pres, posts = (torch.as_tensor(np.asarray(a), dtype=torch.long) for a in (layers, pres, posts))
@@ -313,8 +343,8 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
                           presynaptic: str | None = None, top_k: int = 5, candidates: int = 1000,
                           test_fraction: float = 0.5, alpha: float = 0.01, seed: int = 0,
                           max_tokens: int = DEFAULT_MAX_TOKENS, layers: list[int] | None = None,
-                          strengthening: bool = True, batch_size: int = 16, progress: bool = False
-                          ) -> ConceptSynapses:
+                          strengthening: bool = True, batch_size: int = 16, progress: bool = False,
+                          scheduler=None) -> ConceptSynapses:
     """Find the ``top_k`` synapses that best separate ``concept`` from ``contrast`` sentences and test them on
     held-out sentences (module doc: split, record, screen, select, test).
 
@@ -323,6 +353,9 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
     ``layers`` restricts the screen (default: all). ``strengthening`` (default) keeps only synapses that grow
     with the concept (``screen_synapses``). Memory is about ``16 * rows * n`` bytes for the screen plus
     ``4 L (n_pre + n)`` bytes per recorded token. ``progress``: bars while the sentences are read and screened.
+    ``scheduler``: where the sentences are read (``batch_size`` sentences a task) and the layers screened
+    (``bdh_graph.distributed.engine``: None, this process; ``"local:N"``, a scheduler address or an ``Engine``);
+    the result is the same.
     """
     c = model.config
     rows = presynaptic_rows(c, level, presynaptic)
@@ -337,21 +370,22 @@ def find_concept_synapses(model, concept: list[str], contrast: list[str], level:
         raise ValueError(f"layers must be a non-empty list of layer indices in [0, {c.n_layer}), got {layers!r}")
     split = split_sentences(concept, contrast, test_fraction, seed, max_tokens)
 
-    def record(sentences, name):
-        return record_sentences(model, sentences, level, max_tokens, batch_size, name=name, progress=progress)
+    with engine(scheduler) as eng, eng.shared(model):  # sent once for the four lists of sentences
+        def record(sentences, name):
+            return read_sentences(model, sentences, level, max_tokens, batch_size, name, progress, eng)
 
-    sel_c = record(split.selection_concept, "selection concept sentences")
-    sel_k = record(split.selection_contrast, "selection contrast sentences")
-    screen = screen_synapses(sel_c, sel_k, rows, candidates, layers, strengthening, progress)
-    val_c = synapse_values(sel_c, screen.layers, screen.pres, screen.posts)
-    val_k = synapse_values(sel_k, screen.layers, screen.pres, screen.posts)
-    U_sel = stats.mannwhitneyu(val_c, val_k, alternative="greater", axis=0).statistic
-    order = np.lexsort((-screen.t, -np.asarray(U_sel)))[:top_k]  # by selection U, then t
-    del sel_c, sel_k
+        sel_c = record(split.selection_concept, "selection concept sentences")
+        sel_k = record(split.selection_contrast, "selection contrast sentences")
+        screen = screen_synapses(sel_c, sel_k, rows, candidates, layers, strengthening, progress, eng)
+        val_c = synapse_values(sel_c, screen.layers, screen.pres, screen.posts)
+        val_k = synapse_values(sel_k, screen.layers, screen.pres, screen.posts)
+        U_sel = stats.mannwhitneyu(val_c, val_k, alternative="greater", axis=0).statistic
+        order = np.lexsort((-screen.t, -np.asarray(U_sel)))[:top_k]  # by selection U, then t
+        del sel_c, sel_k
 
-    entries = (screen.layers[order], screen.pres[order], screen.posts[order])
-    test_c = synapse_values(record(split.test_concept, "held-out concept sentences"), *entries)
-    test_k = synapse_values(record(split.test_contrast, "held-out contrast sentences"), *entries)
+        entries = (screen.layers[order], screen.pres[order], screen.posts[order])
+        test_c = synapse_values(record(split.test_concept, "held-out concept sentences"), *entries)
+        test_k = synapse_values(record(split.test_contrast, "held-out contrast sentences"), *entries)
     results = []
     for m, i in enumerate(order):
         syn = Synapse(int(screen.layers[i]), int(screen.pres[i]), int(screen.posts[i]), level)

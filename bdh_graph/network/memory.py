@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax
 import torch
-from tqdm.auto import tqdm
 
+from ..distributed import engine
 from .address import Synapse
 from .monitors import Monitor
 from .network import build_network
@@ -312,7 +313,7 @@ def _is_int(value) -> bool:
 def memory_experiments(model, text, wiring: str = "hub", prune=None, synapses="all", dtype=np.float64,
                        backend=None, device=None, time_constants=None, layers=None, heads=None,
                        strongest=DEFAULT_STRONGEST, repeat_bytes: int = REPEAT_BYTES, tensor: bool = True,
-                       progress: bool = False) -> MemoryResult:
+                       progress: bool = False, scheduler=None) -> MemoryResult:
     """The working-memory experiments of the module doc over ``text`` (a string, its UTF-8 bytes, or token ids).
 
     Args:
@@ -327,6 +328,9 @@ def memory_experiments(model, text, wiring: str = "hub", prune=None, synapses="a
             shorter).
         tensor: also run the tensor model.
         progress: a progress bar over the readings.
+        scheduler: where the readings run (``bdh_graph.distributed.engine``: None, this process; ``"local:N"``, a
+            scheduler address or an ``Engine``). Each reading is a task; a worker builds its network from the
+            model once and reads every condition it is given on it, from a zero state. The results are the same.
 
     >>> result = memory_experiments(model, "Dragons hatch from eggs. Dragons hatch.")   # doctest: +SKIP
     >>> result.to_dict()["bits_per_byte"], result.to_dict()["no_memory"]
@@ -339,78 +343,145 @@ def memory_experiments(model, text, wiring: str = "hub", prune=None, synapses="a
     strongest = list(strongest)
     check_experiments(c, len(tokens), time_constants, layers, heads, strongest, repeat_bytes)
     time_constants = sorted(float(tau) for tau in time_constants)
+    reader = _Reader(model, tokens, dict(wiring=wiring, prune=prune, synapses=synapses, dtype=dtype,
+                                         backend=backend, device=device), tensor)
+    with engine(scheduler) as eng, _one_torch_thread():
+        return _experiments(reader, eng, time_constants, layers, heads, strongest, repeat_bytes, progress)
+
+
+class _Reader:
+    """Reads the text from a zero state on the network and the tensor model, one condition at a time. The network
+    (and the tensor model's copy in its dtype) is built on first use, once per thread: in this process once, on
+    Dask once per worker thread, from the model scattered to it (the cache does not travel)."""
+
+    def __init__(self, model, tokens: np.ndarray, options: dict, tensor: bool) -> None:
+        self.model, self.tokens, self.options, self.tensor = model, tokens, options, tensor
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def network(self):
+        if getattr(self._local, "net", None) is None:
+            self._local.net = build_network(self.model, **self.options)
+        return self._local.net
+
+    def reference(self):
+        """The tensor model in the network's dtype, in eval mode (None without ``tensor``)."""
+        if not self.tensor:
+            return None
+        if getattr(self._local, "reference", None) is None:
+            torch_dtype = torch.float64 if self.network().dtype == np.float64 else torch.float32
+            self._local.reference = copy.deepcopy(self.model).to(device=self.options["device"] or "cpu",
+                                                                 dtype=torch_dtype).eval()
+        return self._local.reference
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """One reading's treatment of the synapses: scaled by ``decay`` before each token's read, the ``erased``
+    (layer, head) blocks of the tensor model's rho, the network's ``lesion``; with ``strongest`` > 0 the reading
+    also finds the ``strongest`` synapses after it (``strongest_synapses``)."""
+
+    label: str
+    spec: dict
+    decay: float = 1.0
+    erased: tuple = ()
+    lesion: dict | None = None
+    in_tensor: bool = True
+    strongest: int = 0
+
+    def read(self, reader: _Reader) -> tuple[Reading, dict | None]:
+        net, reference, tokens = reader.network(), reader.reference(), reader.tokens
+        factors = HebbianFactors() if self.strongest else None
+        bits = bits_per_prediction(_network_logits(net, tokens, self.decay, self.lesion,
+                                                   [factors] if factors else ()), tokens)
+        tensor_bits = None
+        if reference is not None and self.in_tensor:
+            tensor_bits = bits_per_prediction(_tensor_logits(reference, tokens, self.decay, self.erased)[0], tokens)
+        found = strongest_synapses(net, factors, self.strongest) if factors else None
+        return Reading(self.label, bits, tensor_bits, self.spec), found
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    """The passage read twice (:func:`_repeat`)."""
+
+    passage: np.ndarray
+
+    def read(self, reader: _Reader) -> tuple[dict[str, Reading], None]:
+        return _repeat(reader.network(), reader.reference(), self.passage), None
+
+
+def _read(reader: _Reader, condition) -> tuple:
+    """One reading (a task of :func:`memory_experiments`)."""
     with _one_torch_thread():
-        return _experiments(model, tokens, dict(wiring=wiring, prune=prune, synapses=synapses, dtype=dtype,
-                                                backend=backend, device=device),
-                            time_constants, layers, heads, strongest, repeat_bytes, tensor, progress)
+        return condition.read(reader)
 
 
-def _experiments(model, tokens, options: dict, time_constants, layers, heads, strongest, repeat_bytes, tensor,
+def _experiments(reader: _Reader, eng, time_constants, layers, heads, strongest, repeat_bytes,
                  progress) -> MemoryResult:
-    """:func:`memory_experiments` after its arguments were checked; ``options`` build the network."""
-    c = model.config
+    """:func:`memory_experiments` after its arguments were checked: the readings as tasks of ``eng``, in two
+    waves (the strongest synapses' lesions need the full-memory reading)."""
+    c, tokens = reader.model.config, reader.tokens
     started = time.perf_counter()
-    net = build_network(model, **options)
+    net = reader.network()
     too_many = [m for m in strongest if m > n_synapses(net)]
     if too_many:
         raise ValueError(f"strongest: the network has {n_synapses(net)} synapses sigma, got {too_many}")
-    reference = None
-    if tensor:
-        torch_dtype = torch.float64 if net.dtype == np.float64 else torch.float32
-        reference = copy.deepcopy(model).to(device=options["device"] or "cpu", dtype=torch_dtype).eval()
-    passage = tokens[:repeat_bytes]
-    readings = 2 + len(time_constants) + len(layers) + len(heads) + len(strongest) + 1
-    bar = tqdm(total=readings, desc="memory experiments", unit="reading", disable=not progress)
-
-    def read(label: str, spec: dict, decay: float = 1.0, erased=(), lesion=None, monitors=(),
-             in_tensor: bool = True) -> Reading:
-        """A reading of the text on the network and, where it has the condition, on the tensor model."""
-        bar.set_postfix_str(label)
-        bits = bits_per_prediction(_network_logits(net, tokens, decay, lesion, monitors), tokens)
-        tensor_bits = None
-        if reference is not None and in_tensor:
-            tensor_bits = bits_per_prediction(_tensor_logits(reference, tokens, decay, erased)[0], tokens)
-        bar.update(1)
-        return Reading(label, bits, tensor_bits, spec)
-
-    factors = HebbianFactors() if strongest else None
-    full = read("full memory", {}, monitors=[factors] if factors else ())
-    no_memory = read("no memory", {}, decay=0.0)
-    horizon = [read(f"tau = {tau:g}", {"time_constant": tau, "retained_per_token": math.exp(-1 / tau)},
-                    decay=math.exp(-1 / tau)) for tau in time_constants]
-    lesions = []
+    first = [_Condition("full memory", {}, strongest=max(strongest, default=0)),
+             _Condition("no memory", {}, decay=0.0),
+             *(_Condition(f"tau = {tau:g}", {"time_constant": tau, "retained_per_token": math.exp(-1 / tau)},
+                          decay=math.exp(-1 / tau)) for tau in time_constants)]
     for layer in layers:
-        blocks = [(layer, head) for head in range(c.n_head)]
-        lesions.append(read(f"layer {layer}", {"layer": layer}, erased=blocks,
-                            lesion={block: "all" for block in blocks}))
+        blocks = tuple((layer, head) for head in range(c.n_head))
+        first.append(_Condition(f"layer {layer}", {"layer": layer}, erased=blocks,
+                                lesion={block: "all" for block in blocks}))
     for head in heads:
-        blocks = [(layer, head) for layer in range(c.n_layer)]
-        lesions.append(read(f"head {head}", {"head": head}, erased=blocks, lesion={block: "all" for block in blocks}))
-    shown = []
-    if strongest:  # the m strongest for every m are the first m of the strongest for the largest
-        found = strongest_synapses(net, factors, max(strongest))
-        shown = [{"address": Synapse(int(layer), int(i), int(head) * c.N + int(j)).address(c), "sigma": float(s)}
-                 for layer, head, i, j, s in zip(*(found[k][:SHOWN_STRONGEST]
-                                                   for k in ("layer", "head", "pre", "post", "sigma")))]
+        blocks = tuple((layer, head) for layer in range(c.n_layer))
+        first.append(_Condition(f"head {head}", {"head": head}, erased=blocks,
+                                lesion={block: "all" for block in blocks}))
+    first.append(_Repeat(tokens[:repeat_bytes]))
+    with eng.shared(reader) as (shared,):  # one copy for both waves: a worker keeps the network it built
+        done = dict(eng.map(_read, ((shared, condition) for condition in first), len(first), "memory experiments",
+                            "reading", progress))
+        (full, found), (no_memory, _) = done[0], done[1]
+        second = _strongest_lesions(c, found, strongest)
+        lesions = [done[k][0] for k in range(2 + len(time_constants), len(first) - 1)]
+        later = dict(eng.map(_read, ((shared, condition) for condition in second), len(second),
+                             "memory experiments: the strongest synapses", "reading", progress))
+    lesions += [later[k][0] for k in range(len(second))]
+    horizon = [done[2 + k][0] for k in range(len(time_constants))]
+    shown = [] if not strongest else [
+        {"address": Synapse(int(layer), int(i), int(head) * c.N + int(j)).address(c), "sigma": float(sigma)}
+        for layer, head, i, j, sigma in zip(*(found[k][:SHOWN_STRONGEST]
+                                              for k in ("layer", "head", "pre", "post", "sigma")))]
+    description = {"wiring": net.wiring, "backend": net.backend.name, "device": str(net.backend.device),
+                   "dtype": str(net.dtype), "prune": net.description["prune"],
+                   "synapses": "all" if net.synapse_graph is None else f"synapse graph of {net.synapse_graph.nnz}"}
+    return MemoryResult(tokens, description, full, no_memory, horizon, lesions, done[len(first) - 1][0], shown,
+                        time.perf_counter() - started)
+
+
+def _strongest_lesions(config, found: dict | None, strongest: list[int]) -> list[_Condition]:
+    """For each m of ``strongest`` a lesion of the m strongest synapses of ``found`` (``strongest_synapses`` for the
+    largest m: the m strongest for every m are its first m)."""
+    conditions = []
     for m in strongest:
         top = {name: values[:m] for name, values in found.items()}
         lesion = {}
         for layer, head in sorted(set(zip(top["layer"].tolist(), top["head"].tolist()))):
             mine = (top["layer"] == layer) & (top["head"] == head)
             lesion[(layer, head)] = np.stack([top["pre"][mine], top["post"][mine]], axis=1)
-        spec = {"strongest": m, "per_layer": np.bincount(top["layer"], minlength=c.n_layer).tolist(),
-                "from_input_neurons": int((top["pre"] >= c.n_neurons).sum()),
+        spec = {"strongest": m, "per_layer": np.bincount(top["layer"], minlength=config.n_layer).tolist(),
+                "from_input_neurons": int((top["pre"] >= config.n_neurons).sum()),
                 "smallest_sigma": float(np.abs(top["sigma"][-1]))}
-        lesions.append(read(f"the {m} strongest synapses", spec, lesion=lesion, in_tensor=False))
-    bar.set_postfix_str("repeat")
-    repeat = _repeat(net, reference, passage)
-    bar.update(1)
-    bar.close()
-    description = {"wiring": net.wiring, "backend": net.backend.name, "device": str(net.backend.device),
-                   "dtype": str(net.dtype), "prune": net.description["prune"],
-                   "synapses": "all" if net.synapse_graph is None else f"synapse graph of {net.synapse_graph.nnz}"}
-    return MemoryResult(tokens, description, full, no_memory, horizon, lesions, repeat, shown,
-                        time.perf_counter() - started)
+        conditions.append(_Condition(f"the {m} strongest synapses", spec, lesion=lesion, in_tensor=False))
+    return conditions
 
 
 def _network_logits(net, tokens: np.ndarray, decay: float = 1.0, lesion=None, monitors=()) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from ..distributed import engine
 from ..graphs import Circuits, GraphFactors, Strongest, product_graph
 from . import degrees
 from .powerlaw_fit import PowerLawFit, fit_power_law
@@ -246,12 +247,13 @@ def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: flo
                       sweep_betas=(), seeds: int = 5, n_bootstrap: int = 100, directed: bool = False,
                       weighted: bool = False, nulls: tuple[str, ...] = NULL_MODELS, rank: int | None = None,
                       seed: int = 0, backend: str | None = None, progress: bool = False,
-                      sweep_circuits: Circuits | None = None) -> StructureAnalysis:
+                      sweep_circuits: Circuits | None = None, scheduler=None) -> StructureAnalysis:
     """Degrees, power-law fits and modularity with nulls of one circuit of ``circuits`` at ``beta``.
 
     ``beta`` defaults to the smallest weight kept (every edge); ``sweep_betas`` adds points to the
     modularity-against-beta curve, cut from ``sweep_circuits`` (default ``circuits``; each beta >= its smallest
     weight kept). ``rank`` of the low-rank null defaults to the model's d, recorded in ``circuits.meta``.
+    ``scheduler``: where the sweep's graphs are analysed (``bdh_graph.distributed.engine``; default this process).
     """
     full, ids = circuits.square(circuit)
     if full.nnz == 0:
@@ -274,32 +276,34 @@ def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: flo
     t = time.perf_counter()
     graphs = [(beta, A), *((b, at_beta(sweep_full, b)) for b in sorted(set(map(float, sweep_betas)) - {beta}))]
     sweep = sweep_graphs(sorted(graphs, key=lambda bg: bg[0]), rank, seeds, nulls, directed, weighted, seed,
-                         backend, progress)
+                         backend, progress, scheduler)
     timings["modularity"] = time.perf_counter() - t
     return StructureAnalysis(A, ids, circuit, beta, dict(circuits.meta), deg, fits, sweep, timings,
                              circuit_cuts(circuits, circuit, beta))
 
 
-def _strongest(factors: GraphFactors, circuits: Circuits | None, circuit: str, m: int, progress) -> Circuits:
+def _strongest(factors: GraphFactors, circuits: Circuits | None, circuit: str, m: int, progress,
+               scheduler=None) -> Circuits:
     """``circuits`` if its ``circuit`` holds at least ``m`` edges, else the ``m`` strongest edges of each circuit
     extracted from ``factors``."""
     if circuits is not None and circuits.circuit(circuit).nnz >= m:
         return circuits
-    return product_graph(factors, Strongest(m), progress)
+    return product_graph(factors, Strongest(m), progress, scheduler=scheduler)
 
 
 def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "excitatory",
                   beta: float | None = None, ladder=LADDER, sweep_betas=(), baseline: GraphFactors | None = None,
                   baseline_meta: dict | None = None, seeds: int = 5, n_bootstrap: int = 100, directed: bool = False,
                   weighted: bool = False, nulls: tuple[str, ...] = NULL_MODELS, seed: int = 0,
-                  backend: str | None = None, progress: bool = False) -> StructureAnalysis:
+                  backend: str | None = None, progress: bool = False, scheduler=None) -> StructureAnalysis:
     """The analysis of ``bdh-graph analyze``: one circuit of ``circuits`` (extracted from ``factors``) at
     ``beta`` (default: every edge kept), modularity at the edge counts ``ladder`` x m around its m edges (and at
     ``sweep_betas``), and with ``baseline`` (another model's graph factors, same shape) the same analysis of the
     baseline at the same edge counts: its m strongest edges, and the ladder's counts.
 
     Where the ladder needs more edges than ``circuits`` holds, the strongest edges are extracted again from
-    ``factors`` (one more tiled pass).
+    ``factors`` (one more tiled pass). ``scheduler`` runs the tiles and the sweep's graphs
+    (``bdh_graph.distributed.engine``: None, this process; ``"local:N"``, an address or an ``Engine``).
     """
     full, _ = circuits.square(circuit)
     if full.nnz == 0:
@@ -308,31 +312,32 @@ def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "exc
     m = int((full.data >= beta).sum())
     if m == 0:
         raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
-    counts = ladder_counts(m, ladder)
-    options = dict(seeds=seeds, n_bootstrap=n_bootstrap, directed=directed, weighted=weighted, nulls=nulls,
-                   rank=factors.meta.get("d"), seed=seed, backend=backend, progress=progress)
-    t = time.perf_counter()
-    denser = _strongest(factors, circuits, circuit, max(counts), progress)
-    extraction = time.perf_counter() - t
-    kept = denser.square(circuit)[0]
-    counts = [c for c in counts if c <= kept.nnz]  # a small graph may have fewer edges of this sign
-    ladder_betas = betas_for_edges(kept, [c for c in counts if c != m])
-    analysis = analyze_structure(circuits, circuit, beta, [*ladder_betas, *sweep_betas], sweep_circuits=denser,
-                                 **options)
-    analysis.timings["ladder_extraction"] = extraction
-    if baseline is not None:
-        if baseline.shape != factors.shape:
-            raise ValueError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
+    if baseline is not None and baseline.shape != factors.shape:
+        raise ValueError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
+    with engine(scheduler) as eng:  # one cluster for every step: tiles, sweeps, the baseline's
+        counts = ladder_counts(m, ladder)
+        options = dict(seeds=seeds, n_bootstrap=n_bootstrap, directed=directed, weighted=weighted, nulls=nulls,
+                       rank=factors.meta.get("d"), seed=seed, backend=backend, progress=progress, scheduler=eng)
         t = time.perf_counter()
-        base = _strongest(baseline, None, circuit, max(counts), progress)
-        base_full = base.square(circuit)[0]
-        if base_full.nnz < m:
-            raise ValueError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
-                             "analysed here")
-        base_beta, *base_betas = betas_for_edges(base_full, [m, *(c for c in counts if c != m and
-                                                                   c <= base_full.nnz)])
+        denser = _strongest(factors, circuits, circuit, max(counts), progress, eng)
         extraction = time.perf_counter() - t
-        analysis.baseline = analyze_structure(base, circuit, float(base_beta), base_betas, **options)
-        analysis.baseline.timings["extraction"] = extraction
-        analysis.baseline_meta = dict(baseline_meta or {})
+        kept = denser.square(circuit)[0]
+        counts = [c for c in counts if c <= kept.nnz]  # a small graph may have fewer edges of this sign
+        ladder_betas = betas_for_edges(kept, [c for c in counts if c != m])
+        analysis = analyze_structure(circuits, circuit, beta, [*ladder_betas, *sweep_betas],
+                                     sweep_circuits=denser, **options)
+        analysis.timings["ladder_extraction"] = extraction
+        if baseline is not None:
+            t = time.perf_counter()
+            base = _strongest(baseline, None, circuit, max(counts), progress, eng)
+            base_full = base.square(circuit)[0]
+            if base_full.nnz < m:
+                raise ValueError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
+                                 "analysed here")
+            base_beta, *base_betas = betas_for_edges(base_full, [m, *(c for c in counts if c != m and
+                                                                       c <= base_full.nnz)])
+            extraction = time.perf_counter() - t
+            analysis.baseline = analyze_structure(base, circuit, float(base_beta), base_betas, **options)
+            analysis.baseline.timings["extraction"] = extraction
+            analysis.baseline_meta = dict(baseline_meta or {})
     return analysis

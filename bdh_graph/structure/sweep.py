@@ -2,7 +2,9 @@
 
 For each beta the graph keeps its edges of weight ``>= beta``; Louvain (best of ``seeds``, with the spread over
 them) measures its modularity, and that of each null model built with the same number of nodes and edges
-(``nulls.py``):
+(``nulls.py``). Each graph of each point, observed or null, is one task (``bdh_graph.distributed``: in this process
+or on Dask workers); a null model draws from its own generator, seeded by the run's seed, the point and the null
+model (``task_rng``), so the results do not depend on where or in which order the tasks run:
 ``"gnm"`` G(n, m), ``"rewired"`` degree-preserving rewiring of the thresholded graph, ``"low_rank"`` the
 m largest entries of a random rank-``rank`` product. When ``weighted=True`` the nulls carry the observed
 weights: shuffled onto G(n, m)'s edges, travelling with the rewired edges, matched by rank to the product's.
@@ -17,8 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from tqdm.auto import tqdm
-
+from ..distributed import engine, task_rng
 from ..graphs import check_count
 from .modularity import ModularityResult, _square, louvain
 from .nulls import gnm_null, low_rank_null, rewired_null, strongest_edges
@@ -101,25 +102,35 @@ def _null_graph(name: str, G: sparse.csr_array, low_rank: sparse.csr_array | Non
     raise ValueError(f"null model must be one of {NULL_MODELS}, got {name!r}")
 
 
+def _sweep_task(G: sparse.csr_array, kind: str, point: int, low_rank: sparse.csr_array | None, seeds: int,
+                directed: bool, weighted: bool, backend: str | None, seed: int) -> ModularityResult:
+    """Louvain of one graph of a sweep point (a task of :func:`sweep_graphs`): the observed graph ``G``
+    (``kind="graph"``) or the null model ``kind`` of it, drawn with ``task_rng(seed, point, null index)``."""
+    if kind != "graph":
+        G = _null_graph(kind, G, low_rank, weighted, task_rng(seed, point, NULL_MODELS.index(kind)))
+    return louvain(G, seeds, directed, weighted, backend)
+
+
 def modularity_sweep(A, betas, rank: int | None = None, seeds: int = 5, nulls: tuple[str, ...] = NULL_MODELS,
                      directed: bool = False, weighted: bool = False, seed: int = 0,
-                     backend: str | None = None, progress: bool = False) -> list[SweepPoint]:
+                     backend: str | None = None, progress: bool = False, scheduler=None) -> list[SweepPoint]:
     """Modularity of ``A`` thresholded at each of ``betas``, and of each null model at the same edge count.
 
     ``A``: a non-negative square graph (one circuit), pruned at or below the smallest beta.
     ``rank``: d of the model, the rank of the low-rank null (needed only for that null).
+    ``scheduler``: where the graphs' Louvain runs go (``bdh_graph.distributed.engine``; default this process).
     """
     A = _square(A)
     betas = np.sort(np.asarray(betas, dtype=np.float64).ravel())
     if betas.size == 0 or not np.isfinite(betas).all() or betas[0] <= 0:
         raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
     return sweep_graphs([(float(beta), at_beta(A, beta)) for beta in betas], rank, seeds, nulls, directed,
-                        weighted, seed, backend, progress)
+                        weighted, seed, backend, progress, scheduler)
 
 
 def sweep_graphs(graphs, rank: int | None = None, seeds: int = 5, nulls: tuple[str, ...] = NULL_MODELS,
                  directed: bool = False, weighted: bool = False, seed: int = 0, backend: str | None = None,
-                 progress: bool = False) -> list[SweepPoint]:
+                 progress: bool = False, scheduler=None) -> list[SweepPoint]:
     """:func:`modularity_sweep` of graphs already cut: ``graphs`` is a list of ``(beta, G)``, the nodes alike."""
     if "low_rank" in nulls and rank is None:
         raise ValueError("the low-rank null needs rank = d of the model, got rank=None")
@@ -128,17 +139,19 @@ def sweep_graphs(graphs, rank: int | None = None, seeds: int = 5, nulls: tuple[s
         raise ValueError(f"null models must be among {NULL_MODELS}, got {unknown}")
     graphs = [(beta, _square(G)) for beta, G in graphs]
     most = max(G.nnz for _, G in graphs)
-    rng = np.random.default_rng(seed)
     # one random product for all points: each null keeps its m largest entries
     low_rank = low_rank_null(graphs[0][1].shape[0], rank, most, seed) if "low_rank" in nulls and most else None
+    tasks = [(point, kind) for point, (_, G) in enumerate(graphs) if G.nnz for kind in ("graph", *nulls)]
+    with engine(scheduler) as eng, eng.shared(low_rank, *(G for _, G in graphs)) as (shared, *on_workers):
+        arguments = ((on_workers[point], kind, point, shared, seeds, directed, weighted, backend, seed)
+                     for point, kind in tasks)
+        results = {tasks[index]: result for index, result in
+                   eng.map(_sweep_task, arguments, len(tasks), "modularity sweep", "graph", progress)}
     points = []
-    for beta, G in tqdm(graphs, desc="modularity sweep (points)", unit="point", disable=not progress):
+    for point, (beta, G) in enumerate(graphs):
         if G.nnz == 0:
             points.append(SweepPoint(beta, 0, None))
             continue
-        point = SweepPoint(beta, int(G.nnz), louvain(G, seeds, directed, weighted, backend))
-        for name in nulls:
-            null = _null_graph(name, G, low_rank, weighted, rng)
-            point.nulls[name] = louvain(null, seeds, directed, weighted, backend)
-        points.append(point)
+        points.append(SweepPoint(beta, int(G.nnz), results[point, "graph"],
+                                 {name: results[point, name] for name in nulls}))
     return points
