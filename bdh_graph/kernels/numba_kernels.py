@@ -35,9 +35,12 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # Reassociation lets the inner loops vectorise; nnan/ninf are left out so non-finite values propagate.
 FASTMATH = {"reassoc", "contract"}
 JIT = dict(cache=True, fastmath=FASTMATH, nogil=True)
-# Below this many multiply-adds (about a millisecond on one core) a kernel runs on one thread: waking the
-# thread pool costs tens of microseconds on an idle machine and milliseconds on a loaded one.
-PARALLEL_MIN_WORK = 1 << 21
+# Below this many multiply-adds (about 13 ms on one core) a kernel runs on one thread. The kernels are bound by
+# memory, not arithmetic: on the 2-core test machine, with no other load, splitting kernels of about a
+# millisecond over two threads made a pruned token 2.5x slower (bundled top-64: 14.8 against 6.0 ms) and the
+# released-size hub wiring no faster (73.5 against 71.3 ms), so only kernels far larger than those are split
+# (BENCHMARKS.md, issue 16).
+PARALLEL_MIN_WORK = 1 << 26
 # An edge or synapse reached through an index (a gather or a scatter) costs about this many multiply-adds along
 # a dense row (measured on one core: about 8e8 indexed visits and 5e9 dense multiply-adds per second).
 INDEXED_COST = 6
