@@ -2,9 +2,10 @@
 
 It opens with the long-text result: bits per byte by position over the held-out tail of the default corpus, read
 from a zero synaptic state (does the working memory hold over 4 KB of text?). Then the recurrent form reads a
-held-out passage and predicts its next bytes, and every section of ``DEMO_SECTIONS`` (graphs, network, spikes,
-memory, synapses) runs on the same model and passage and writes its figures into the output folder. Each section is announced on stderr, with the files it will write, before it
-runs. The computations are library functions; this module only chooses them and words the report.
+held-out passage and predicts its next bytes, and every section of ``DEMO_SECTIONS`` (graphs, network, spikes, memory,
+synapses) runs on the same model and passage and writes its figures into the output folder. Each section is
+announced on stderr, with the files it will write, before it runs. The computations are library functions; this
+module only chooses them and words the report.
 """
 from __future__ import annotations
 
@@ -59,10 +60,11 @@ def long_text_section(model, out: Path) -> dict:
                                    "held-out tail of the default corpus; tensor model, carried state")
     table = "  ".join(f"[{lo}, {hi}) {b:.3f}" for lo, hi, b in
                       zip(result["edges"][:-1], result["edges"][1:], result["bits_per_byte"]))
-    return {**result, "byte_frequencies": frequencies, "verdict": position_verdict(result), "figure": str(figure),
+    verdict = position_verdict(result)
+    return {**result, "byte_frequencies": frequencies, "verdict": verdict, "figure": str(figure),
             "summary": f"long text: bits per byte by position over the held-out tail ({result['segments']} x "
                        f"{result['edges'][-1]} bytes, each from a zero synaptic state): {table}\n"
-                       f"  {position_verdict(result)}; byte frequencies alone: {frequencies:.3f}; figure {figure}"}
+                       f"  {verdict}; byte frequencies alone: {frequencies:.3f}; figure {figure}"}
 
 
 def degree_section(model, tokens: np.ndarray, out: Path) -> dict:

@@ -14,6 +14,7 @@ from ..distributed import engine
 from ..files import atomic_path
 from ..graphs import (CIRCUITS, FORMATS, FORMS, PAPER_EDGES_PER_NEURON, WHICH, Strongest, Threshold, TopK,
                       entry_histogram, extract, graph_factors, write_graph)
+from ..graphs.scale import graph_name
 from ..interop import INSTALL, require
 from ..interop.clock import DEFAULT_TOKEN_MS, Clock
 from ..interop.sonata import check_output_folder, write_circuit, write_hub_circuit
@@ -132,11 +133,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _graph_name(args) -> str:
-    head = "whole graph" if args.head is None else f"head {args.head}"
-    return f"G_{args.which} ({args.form}, {head})"
-
-
 def cmd_analyze(args) -> int:
     started = time.perf_counter()
     model = model_from_args(args)
@@ -156,7 +152,7 @@ def cmd_analyze(args) -> int:
                                  n_bootstrap=args.bootstrap, directed=args.directed, weighted=args.weighted,
                                  seed=args.seed, backend=args.backend, progress=True, scheduler=eng)
         counts, edges = entry_histogram(factors, scheduler=eng)
-    name = _graph_name(args)
+    name = graph_name(args.which, args.form, args.head)
     figures = plot_structure(analysis, counts, edges, args.out, name)
     report = analysis.to_dict()
     report["graph"].update(checkpoint=str(args.checkpoint or "bundled"), prune=repr(prune),
@@ -241,7 +237,8 @@ def cmd_export(args) -> int:
     result = {"files": [str(f) for f in files], "shape": list(circuits.shape), "prune": repr(prune),
               "circuit": args.circuit, "excitatory_edges": circuits.n_excitatory,
               "inhibitory_edges": circuits.n_inhibitory}
-    print_result(args, result, f"wrote {', '.join(map(str, files))}: {_graph_name(args)}, {circuits.shape[0]} x "
+    name = graph_name(args.which, args.form, args.head)
+    print_result(args, result, f"wrote {', '.join(map(str, files))}: {name}, {circuits.shape[0]} x "
                                f"{circuits.shape[1]}, {circuits.n_excitatory} excitatory + {circuits.n_inhibitory} "
                                "inhibitory edges")
     return 0
@@ -261,7 +258,8 @@ def _export_sonata(model, args) -> int:
     result = {"folder": str(args.out), "format": "sonata", "wiring": args.wiring, "prune": repr(prune),
               "circuit": args.circuit, "token_ms": clock.token_ms, **written}
     populations = ", ".join(f"{name} {count}" for name, count in written["edges"].items())
-    print_result(args, result, f"wrote the SONATA circuit {args.out} ({_graph_name(args)}, {args.wiring} wiring): "
+    name = graph_name(args.which, args.form, args.head)
+    print_result(args, result, f"wrote the SONATA circuit {args.out} ({name}, {args.wiring} wiring): "
                                f"nodes {', '.join(f'{k} {v}' for k, v in written['nodes'].items())}; edges "
                                f"{populations}; open {written['circuit_config']} with libsonata or BMTK, and "
                                f"{written['simulation_config']} with nest.SonataNetwork")
