@@ -19,7 +19,9 @@ On Dask, data that many tasks read (graph factors, a model, the sentences' recor
 worker (:meth:`Engine.shared`) and tasks refer to it; tasks are submitted a bounded number at a time and their
 results gathered as they complete, so a worker holds its current tasks' data and results, the driver the
 combined result. A task on a worker that dies is run again by the scheduler on another; as tasks are pure, the
-result is the same. Randomness comes from :func:`task_rng`, seeded by the run's seed and the task's index, never
+result is the same. Dask cannot rebuild scattered data that lived only on a dead worker (its memory manager may
+have dropped the other copies) and cancels the tasks that read it: the engine scatters that value again from
+the driver and submits those tasks again, at most ``RETRIES`` times each. Randomness comes from :func:`task_rng`, seeded by the run's seed and the task's index, never
 by a worker or the time, so results equal the in-process run's.
 
 Dask is an optional extra: ``pip install "bdh-graph[distributed]"``.
@@ -30,6 +32,7 @@ import os
 import socket
 import sys
 import uuid
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -47,6 +50,7 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
 # Tasks in flight at once: at least 20, because Dask's active memory manager keeps one replica of scattered data
 # per waiting task only while fewer than 20 wait; below that it may drop copies that the next tasks fetch again.
 MIN_IN_FLIGHT = 20
+RETRIES = 3  # submissions again of one task whose shared data a dead worker took with it
 
 
 def require_dask(purpose: str = "a Dask scheduler"):
@@ -124,6 +128,7 @@ class Engine:
         self.client = client
         self.description = description
         self._shared: dict[int, list] = {}  # id of a value shared now -> [value, its future, blocks sharing it]
+        self._shared_key: dict[str, int] = {}  # key of each future that held a value shared now -> the value's id
 
     @property
     def in_process(self) -> bool:
@@ -152,8 +157,7 @@ class Engine:
                     continue
                 entry = self._shared.get(id(value))
                 if entry is None:  # the entry keeps the value alive, so its id stays its own
-                    entry = self._shared[id(value)] = [value, self.client.scatter(_Shared(value), broadcast=True,
-                                                                                  hash=False), 0]
+                    entry = self._shared[id(value)] = [value, self._scatter(value), 0]
                 entry[2] += 1
                 held.append(id(value))
             yield tuple(None if value is None else self._shared[id(value)][1] for value in values)
@@ -164,6 +168,24 @@ class Engine:
                 if entry[2] == 0:
                     entry[1].release()
                     del self._shared[key]
+                    self._shared_key = {k: v for k, v in self._shared_key.items() if v != key}
+
+    def _scatter(self, value):
+        future = self.client.scatter(_Shared(value), broadcast=True, hash=False)
+        self._shared_key[future.key] = id(value)
+        return future
+
+    def _reshare_lost(self) -> None:
+        """Scatter again every shared value whose data the cluster lost."""
+        for entry in self._shared.values():
+            if entry[1].status != "finished":
+                entry[1].release()
+                entry[1] = self._scatter(entry[0])
+
+    def _current(self, args: tuple) -> tuple:
+        """``args`` with each future of a shared value replaced by the value's future now."""
+        return tuple(self._shared[self._shared_key[arg.key]][1] if getattr(arg, "key", None) in self._shared_key
+                     else arg for arg in args)
 
     def map(self, func, arguments, total: int | None = None, desc: str | None = None, unit: str = "task",
             progress: bool = False, first_alone: bool = False):
@@ -185,24 +207,35 @@ class Engine:
     def _dask_map(self, func, numbered, bar, first_alone: bool):
         distributed = require_dask()
         in_flight = distributed.as_completed(loop=self.client.loop)
-        index_of = {}
+        task_of = {}  # key of a future in flight -> (index, arguments, submissions so far)
+
+        def submit_one(index: int, args: tuple, submissions: int) -> None:
+            args = self._current(args)
+            future = self.client.submit(_run, func, *args, key=f"{func.__name__}-{uuid.uuid4().hex}")
+            task_of[future.key] = index, args, submissions + 1
+            in_flight.add(future)
 
         def submit(count: int) -> None:
             for index, args in islice(numbered, count):
-                future = self.client.submit(_run, func, *args, key=f"{func.__name__}-{uuid.uuid4().hex}")
-                index_of[future.key] = index
-                in_flight.add(future)
+                submit_one(index, args, 0)
 
         window = max(MIN_IN_FLIGHT, 2 * self.threads())
         submit(1 if first_alone else window)
         try:
             for future in in_flight:
-                result = future.result()
-                index = index_of.pop(future.key)
+                index, args, submissions = task_of.pop(future.key)
+                try:
+                    result = future.result()
+                except CancelledError:  # its shared data died with a worker, or someone cancelled it
+                    self._reshare_lost()
+                    if submissions > RETRIES or all(a is b for a, b in zip(args, self._current(args))):
+                        raise  # no shared value it read was lost
+                    submit_one(index, args, submissions)
+                    continue
                 future.release()
                 bar.update(1)
                 yield index, result
-                submit(window - len(index_of))
+                submit(window - len(task_of))
         finally:
             for future in in_flight.futures:  # a task failed, or the caller stopped early
                 future.cancel()
@@ -282,5 +315,5 @@ def engine(scheduler=None, announce=_announce):
             cluster.close()
 
 
-__all__ = ["CONNECT_TIMEOUT", "Engine", "INSTALL", "SCHEDULER_FORMS", "Scheduler", "engine", "parse_scheduler",
+__all__ = ["CONNECT_TIMEOUT", "Engine", "INSTALL", "RETRIES", "SCHEDULER_FORMS", "Scheduler", "engine", "parse_scheduler",
            "require_dask", "task_rng"]

@@ -1,7 +1,7 @@
 """Runs on Dask (``bdh_graph.distributed``): on a LocalCluster of 2 worker processes the extraction, ``export --head
 all``, ``analyze --head 0``, the concept-synapse search and the memory experiments equal the in-process run (edges
-bit for bit, Q and alpha exactly, the same seeds); a worker killed in the middle of an extraction loses and
-duplicates no edge; a bad scheduler is refused at once, naming the flag.
+bit for bit, Q and alpha exactly, the same seeds); the only worker of a cluster, killed in the middle of an
+extraction, takes the scattered factors with it, yet the extraction loses and duplicates no edge; a bad scheduler is refused at once, naming the flag.
 
 One cluster serves the module (starting one costs seconds); the CLI reaches it by its address."""
 from __future__ import annotations
@@ -183,16 +183,16 @@ class KillFirstTile(distributed.WorkerPlugin):
             os._exit(1)
 
 
-def test_a_worker_killed_during_extraction_loses_and_duplicates_no_edge(client, tmp_path):
+def test_a_worker_killed_during_extraction_loses_and_duplicates_no_edge(tmp_path):
     factors = graph_factors(random_model(TINY, 4), form="exact")
     here = product_graph(factors, Threshold(0.02), block_bytes=SMALL_TILES)  # 80 tiles, thousands of edges
     flag = tmp_path / "killed"
-    client.register_plugin(KillFirstTile(str(flag)), name="kill-first-tile")
-    try:
-        there = product_graph(factors, Threshold(0.02), block_bytes=SMALL_TILES, scheduler=client)
-    finally:
-        client.unregister_worker_plugin("kill-first-tile")
-    assert flag.exists()  # a worker did die in the middle of the extraction
+    # one worker, restarted by its nanny: its death always loses the scattered factors, which Dask cannot rebuild
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            client.register_plugin(KillFirstTile(str(flag)), name="kill-first-tile")
+            there = product_graph(factors, Threshold(0.02), block_bytes=SMALL_TILES, scheduler=client)
+    assert flag.exists()  # the worker did die in the middle of the extraction
     assert here.n_edges > 1000
     for name in ("excitatory", "inhibitory"):
         assert same_csr(here.circuit(name), there.circuit(name))
@@ -208,4 +208,5 @@ def test_a_local_cluster_is_started_announced_and_closed():
         cluster_client = eng.client
     assert told and told[0].startswith("a LocalCluster of 1 worker process (1 thread each); dashboard http://")
     assert cluster_client.status == "closed"
-    assert same_csr(circuits.excitatory, product_graph(factors, TopK(2)).excitatory)
+    # the same tiles in this process (other tiles may round a weight's last bit differently)
+    assert same_csr(circuits.excitatory, product_graph(factors, TopK(2), block_bytes=SMALL_TILES).excitatory)
