@@ -6,7 +6,9 @@ model (``bdh_graph.validate``) and its fidelity measured: mean KL divergence of 
 
 - top-k: each neuron keeps its k strongest excitatory and k strongest inhibitory inputs (``--top-k``);
 - threshold: the edges with ``|G| >= beta``, one beta per top-k run, chosen from the histogram of ``G_x`` to
-  keep about as many G_x edges as that run (so the two rules are compared at equal edge counts).
+  keep about as many G_x edges as that run (so the two rules are compared at equal edge counts). One beta prunes
+  both graphs; a beta that keeps no edge of ``G_y`` (whose weights may be smaller than ``G_x``'s) gives no
+  network, and that point is skipped, said on the figure and listed in ``results.json`` under ``skipped``.
 
 Both graphs G_x and G_y are pruned alike; sigma holds every pair (``--synapses all``, so only the graphs are
 pruned) or only the pairs where G_x has an edge (``--synapses wiring``).
@@ -29,6 +31,7 @@ from bdh_graph import validate
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.files import atomic_path
 from bdh_graph.graphs import Threshold, TopK, entry_histogram, graph_factors
+from bdh_graph.graphs.scale import graph_scale
 from bdh_graph.plots import save_figure
 from bdh_graph.text import default_passage, encode
 
@@ -88,17 +91,25 @@ def main() -> None:
     dense_edges = 2 * (c.n_neurons + c.vocab_size) * c.n_neurons  # G_x and G_y, every entry
     rows = {"top-k": [measure(model, tokens, TopK(k), args.synapses) for k in args.top_k]}
     betas = betas_for_edge_counts(model, [r["edges_x"] for r in rows["top-k"]])
-    rows["threshold"] = [measure(model, tokens, Threshold(beta), args.synapses) for beta in betas]
+    largest_y = graph_scale(model, "y", "exact").largest
+    rows["threshold"] = [measure(model, tokens, Threshold(beta), args.synapses) for beta in betas
+                         if beta <= largest_y]
+    skipped = [f"beta={beta:.4g}" for beta in betas if beta > largest_y]
     title = (f"pruned neuron networks of n={c.n_neurons}, d={c.n_embd}, L={c.n_layer} over {len(tokens)} "
              f"held-out bytes; sigma on {args.synapses} pairs")
+    if skipped:
+        title += (f"\nthreshold not run at {len(skipped)} of {len(betas)} edge counts: its beta "
+                  f"({', '.join(skipped)}) keeps no edge of G_y (largest |G| {largest_y:.4g})")
     figure = plot(rows, dense_edges, args.out / "pruning.png", title)
     with atomic_path(args.out / "results.json") as tmp:
         tmp.write_text(json.dumps({"tokens": len(tokens), "synapses": args.synapses, "dense_edges": dense_edges,
-                                   **rows}, indent=2))
+                                   **rows, "skipped": skipped}, indent=2))
     for rule, pts in rows.items():
         for r in pts:
             print(f"{rule:9s} {r['prune']:28s} edges {r['edges']:>11,d}  KL {r['kl_mean']:.3e}  "
                   f"top-1 {r['top1_agreement']:.1%}  logit rel {r['logits_max_rel']:.2e}")
+    for prune in skipped:
+        print(f"threshold {prune:28s} not run: it keeps no edge of G_y (largest |G| {largest_y:.4g})")
     print(f"wrote {figure} and {args.out / 'results.json'}")
 
 

@@ -2,6 +2,7 @@
 model, and bad input."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -229,8 +230,12 @@ def test_a_network_pruning_that_keeps_no_edge_is_refused():
     emptied = "x" if largest["x"] < largest["y"] else "y"
     with pytest.raises(ValueError, match=rf"--beta={beta:g} keeps no edge of G_{emptied} \(exact form, whole "
                                          rf"graph\), the network's wiring: its largest \|G\| is "
-                                         rf"{largest[emptied]:.4g}.*the paper's edge density"):
+                                         rf"{largest[emptied]:.4g}.*the paper's edge density") as refused:
         check_network_pruning(model, Threshold(beta), "--beta")
+    # the example it gives is the lower paper-density beta of the two graphs, and keeps edges in both
+    example = float(re.search(r"e\.g\. ([0-9.e+-]+), the paper's edge density of G_", str(refused.value)).group(1))
+    assert example == pytest.approx(min(s.paper_beta for s in scales), rel=1e-3)
+    check_network_pruning(model, Threshold(example), "--beta")
 
 
 @pytest.mark.parametrize("layer_norm", [True, False], ids=["LN", "normfree"])
