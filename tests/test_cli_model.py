@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import math
+import shlex
 import subprocess
 import sys
 from importlib.metadata import version
@@ -219,3 +220,22 @@ def test_nothing_outside_the_cli_imports_the_cli():
     offenders = [str(p.relative_to(ROOT)) for p, package in files
                  if any(m == "bdh_graph.cli" or m.startswith("bdh_graph.cli.") for m in imported_modules(p, package))]
     assert offenders == []
+
+
+def test_readme_trains_the_bundled_model_with_the_recipe(tmp_path, monkeypatch):
+    """The two commands README gives for the bundled model are the recipe's two stages."""
+    from dataclasses import replace
+
+    from bdh_graph.cli.model_commands import train_config
+    from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
+
+    readme = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    commands = {line.split("--out ")[1].split()[0]: shlex.split(line.split("#")[0])[1:]
+                for line in readme.splitlines() if line.startswith("bdh-graph train --out runs/")}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "bundled").mkdir(parents=True)
+    (tmp_path / "runs" / "bundled" / "model.safetensors").touch()
+    parser = build_parser()
+    assert train_config(parser.parse_args(commands["runs/bundled"])) == BUNDLED_TRAINING
+    carried = train_config(parser.parse_args(commands["runs/carry"]))
+    assert carried == replace(BUNDLED_CARRIED, init="runs/bundled/model.safetensors")

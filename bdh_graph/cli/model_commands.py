@@ -96,6 +96,12 @@ def _not_empty(text: str) -> None:
         raise ValueError("must not be empty")
 
 
+def train_config(args) -> TrainConfig:
+    """The training settings ``train``'s options give."""
+    return TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS}, carry_state=args.carry_state,
+                       init=None if args.init is None else str(args.init))
+
+
 def cmd_train(args) -> int:
     if args.min_lr > args.lr:
         raise ValueError(f"--min-lr must be <= --lr, got --min-lr {args.min_lr:g} and --lr {args.lr:g}")
@@ -109,8 +115,7 @@ def cmd_train(args) -> int:
         mlp_internal_dim_multiplier=args.mlp_internal_dim_multiplier, dropout=args.dropout,
         layer_norm=not args.no_layer_norm,
     )
-    cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS}, carry_state=args.carry_state,
-                      init=None if args.init is None else str(args.init))
+    cfg = train_config(args)
     text = read_text(args.text) if args.text is not None else None
     documents, held_out = training_documents(text, args.concept_sentences, seed=args.seed)
     history = train(model_config, documents, held_out, args.out, cfg, resume=args.resume, device=args.device)

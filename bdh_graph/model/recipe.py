@@ -1,13 +1,17 @@
-"""The bundled model's recipe: its sizes, its training text and its training settings.
+"""The bundled model's recipe: its sizes, its training text and its two training stages.
 
-``bdh_graph/data/bdh-small.safetensors`` was made by ``bdh-graph train`` with every default, and those defaults
-are read from here: a model of ``BUNDLED_CONFIG``, trained with ``BUNDLED_TRAINING`` on
-``training_documents()`` (the first 90 % of the default corpus, document by document, and
-``BUNDLED_CONCEPT_SENTENCES`` generated concept sentences as one more document; the held-out loss is measured on
-the last 10 % of the corpus alone). In a script::
+``bdh_graph/data/bdh-small.safetensors`` was made by ``bdh-graph train`` in two stages, whose settings are read
+from here: a model of ``BUNDLED_CONFIG`` trained with ``BUNDLED_TRAINING`` (every default of ``bdh-graph train``:
+random 256-byte windows, each read from a zero state), then trained on from those weights with
+``BUNDLED_CARRIED`` (carried state: documents read as streams of windows, each window starting from the synaptic
+state the previous one left; issue 12), both on ``training_documents()`` (the first 90 % of the default corpus,
+document by document, and ``BUNDLED_CONCEPT_SENTENCES`` generated concept sentences as one more document; the
+held-out loss is measured on the last 10 % of the corpus alone). In a script::
 
     documents, held_out = training_documents()
     train(BUNDLED_CONFIG, documents, held_out, "runs/bundled", BUNDLED_TRAINING)
+    carried = dataclasses.replace(BUNDLED_CARRIED, init="runs/bundled/model.safetensors")
+    train(BUNDLED_CONFIG, documents, held_out, "runs/carry", carried)
 """
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ from .config import BDHConfig
 from .training import TrainConfig
 
 BUNDLED_CONFIG = BDHConfig(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=32)
-BUNDLED_TRAINING = TrainConfig()  # 800 steps of 8 x 256 bytes, seed 1337
+BUNDLED_TRAINING = TrainConfig()  # stage 1: 800 steps of 8 random windows of 256 bytes, seed 1337
+# stage 2: 2000 steps of 8 streams, windows of 256 bytes, stream caps log-uniform in [256, 8192] bytes
+BUNDLED_CARRIED = TrainConfig(steps=2000, lr=3e-4, min_lr=3e-5, warmup_steps=50, carry_state=True,
+                              min_stream_tokens=256, max_stream_tokens=8192)
 BUNDLED_CONCEPT_SENTENCES = 1200
 
 
@@ -37,4 +44,4 @@ def training_documents(text: str | None = None, concept_sentences: int = BUNDLED
     return documents, held_out
 
 
-__all__ = ["BUNDLED_CONCEPT_SENTENCES", "BUNDLED_CONFIG", "BUNDLED_TRAINING", "training_documents"]
+__all__ = ["BUNDLED_CARRIED", "BUNDLED_CONCEPT_SENTENCES", "BUNDLED_CONFIG", "BUNDLED_TRAINING", "training_documents"]
