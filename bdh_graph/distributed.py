@@ -21,8 +21,9 @@ results gathered as they complete, so a worker holds its current tasks' data and
 combined result. A task on a worker that dies is run again by the scheduler on another; as tasks are pure, the
 result is the same. Dask cannot rebuild scattered data that lived only on a dead worker (its memory manager may
 have dropped the other copies) and cancels the tasks that read it: the engine scatters that value again from
-the driver and submits those tasks again, at most ``RETRIES`` times each. Randomness comes from :func:`task_rng`, seeded by the run's seed and the task's index, never
-by a worker or the time, so results equal the in-process run's.
+the driver and submits those tasks again, at most ``RETRIES`` times each. Randomness comes from
+:func:`task_rng`, seeded by the run's seed and the task's index, never by a worker or the time, so results equal
+the in-process run's.
 
 Dask is an optional extra: ``pip install "bdh-graph[distributed]"``.
 """
@@ -315,5 +316,5 @@ def engine(scheduler=None, announce=_announce):
             cluster.close()
 
 
-__all__ = ["CONNECT_TIMEOUT", "Engine", "INSTALL", "RETRIES", "SCHEDULER_FORMS", "Scheduler", "engine", "parse_scheduler",
-           "require_dask", "task_rng"]
+__all__ = ["CONNECT_TIMEOUT", "Engine", "INSTALL", "RETRIES", "SCHEDULER_FORMS", "Scheduler", "engine",
+           "parse_scheduler", "require_dask", "task_rng"]

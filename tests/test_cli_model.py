@@ -9,6 +9,7 @@ import math
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 
 from bdh_graph.cli import build_parser, main
 from bdh_graph.cli.demo import DEMO_SECTIONS
+from bdh_graph.cli.model_commands import train_config
 from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
 from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
+from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
 from bdh_graph.network.memory import memory_experiments
 from bdh_graph.network.recordings import load_recording
 from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
@@ -224,11 +227,6 @@ def test_nothing_outside_the_cli_imports_the_cli():
 
 def test_readme_trains_the_bundled_model_with_the_recipe(tmp_path, monkeypatch):
     """The two commands README gives for the bundled model are the recipe's two stages."""
-    from dataclasses import replace
-
-    from bdh_graph.cli.model_commands import train_config
-    from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
-
     readme = (ROOT / "README.md").read_text().replace("\\\n", " ")
     commands = {line.split("--out ")[1].split()[0]: shlex.split(line.split("#")[0])[1:]
                 for line in readme.splitlines() if line.startswith("bdh-graph train --out runs/")}

@@ -1,7 +1,8 @@
 """Runs on Dask (``bdh_graph.distributed``): on a LocalCluster of 2 worker processes the extraction, ``export --head
 all``, ``analyze --head 0``, the concept-synapse search and the memory experiments equal the in-process run (edges
 bit for bit, Q and alpha exactly, the same seeds); the only worker of a cluster, killed in the middle of an
-extraction, takes the scattered factors with it, yet the extraction loses and duplicates no edge; a bad scheduler is refused at once, naming the flag.
+extraction, takes the scattered factors with it, yet the extraction loses and duplicates no edge; a bad
+scheduler is refused at once, naming the flag.
 
 One cluster serves the module (starting one costs seconds); the CLI reaches it by its address."""
 from __future__ import annotations

@@ -70,13 +70,13 @@ def check_network_pruning(model, prune, name: str = "beta", progress: bool | Non
     """
     if not isinstance(prune, Threshold):
         return []
-    scales = [graph_scale(model, which, "exact", None, progress) for which in WHICH]
+    scales = {which: graph_scale(model, which, "exact", None, progress) for which in WHICH}
     # one beta prunes both graphs: the example keeps edges in both, the lower of their paper-density betas
-    sparsest = min((scale for scale in scales if scale.paper_beta > 0), key=lambda scale: scale.paper_beta,
-                   default=None)
-    example = ("" if sparsest is None else f", e.g. {sparsest.paper_beta:.4g}, the paper's edge density of "
-               f"{sparsest.graph.split(' (')[0]} (one beta prunes both G_x and G_y)")
-    for scale in scales:
+    sparsest = min((which for which in WHICH if scales[which].paper_beta > 0),
+                   key=lambda which: scales[which].paper_beta, default=None)
+    example = ("" if sparsest is None else f", e.g. {scales[sparsest].paper_beta:.4g}, the paper's edge density "
+               f"of G_{sparsest} (one beta prunes both G_x and G_y)")
+    for scale in scales.values():
         check_keeps_edges(prune, scale.largest, f"{scale.graph}, the network's wiring", name, example + SCALE_HINT)
-    return scales
+    return list(scales.values())
 
