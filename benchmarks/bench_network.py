@@ -43,6 +43,13 @@ hub wiring of the bundled model (``load_model()``: 4 layers, d = 128, n = 4096),
 
     python benchmarks/bench_network.py --cases hub bundled --spike-steps 4 16 --tokens 8 --warmup 2
 
+Kernels against a commit (issue 16): ``--against COMMIT`` builds every network case once more on the Numba kernels
+of that commit (``git show COMMIT:bdh_graph/kernels/numba_kernels.py``, compiled beside this checkout's) and
+steps it in turn with the network and the tensor form, so that ``speed_vs_against_in_turn`` (the commit's time
+over this checkout's) comes from one time window, e.g.
+
+    python benchmarks/bench_network.py --cases bundled_topk64 hub --against 93699ab --threads 1
+
 Monitors (issue 11): the case ``monitors`` steps one hub network at the released size over the text, each token
 once per monitor set in turn (none; an EventMonitor; a SparsityMonitor; an ActivityMonitor, which copies x and
 y to the host), and reports each set's per-token median against the unmonitored one, e.g.
@@ -52,11 +59,14 @@ y to the host), and reports each set's per-token median against the unmonitored 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -151,14 +161,17 @@ def in_turn(steps: dict, tokens, warmup: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_network(model, tokens, warmup: int, spike_steps=(), **kwargs) -> dict:
+def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, **kwargs) -> dict:
     """The network of ``kwargs`` in rate mode and, stepped in turn with it, in spike mode for each K of
-    ``spike_steps``: ``{"rate": ..., "spike<K>": ...}``."""
+    ``spike_steps`` and in rate mode on the backend ``against``: ``{"rate": ..., "spike<K>": ...,
+    "against": ...}``."""
     modes = {"rate": {}} | {f"spike{K}": dict(mode="spike", spike_steps=K, seed=0) for K in spike_steps}
+    if against is not None:
+        modes["against"] = dict(backend=against)
     nets, build, events, spikes = {}, {}, {}, {}
     for name, options in modes.items():
         start = time.perf_counter()
-        nets[name] = build_network(model, dtype=np.float32, progress=False, **options, **kwargs)
+        nets[name] = build_network(model, dtype=np.float32, progress=False, **(kwargs | options))
         build[name] = time.perf_counter() - start
         events[name], spikes[name] = [], []
 
@@ -198,7 +211,27 @@ def bench_network(model, tokens, warmup: int, spike_steps=(), **kwargs) -> dict:
                 "ms_per_token_vs_rate": median / statistics.median(times["rate"]),
                 "events_per_token_vs_rate": per_token / results["rate"]["events_per_token"]}
                if net.mode == "spike" else {})}
+    if "against" in results:
+        results["rate"]["speed_vs_against_in_turn"] = (statistics.median(times["against"])
+                                                       / statistics.median(times["rate"]))
     return results
+
+
+def numba_backend_at(commit: str):
+    """The Numba backend of ``bdh_graph/kernels/numba_kernels.py`` as it was at ``commit`` (``git show``), loaded
+    beside this checkout's: its kernels compile from that source, with this checkout's ``backend.py``."""
+    path = "bdh_graph/kernels/numba_kernels.py"
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent)
+    if shown.returncode != 0:
+        raise SystemExit(f"--against {commit}: git show found no {path} there: {shown.stderr.strip()}")
+    folder = Path(tempfile.mkdtemp(prefix="bdh-kernels-"))  # Numba caches the compiled kernels beside the source
+    source = folder / "numba_kernels_against.py"
+    source.write_text(shown.stdout)
+    spec = importlib.util.spec_from_file_location("bdh_graph.kernels.numba_kernels_against", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.NumbaBackend()
 
 
 MONITOR_SETS = {"none": list, "events": lambda: [EventMonitor()], "sparsity": lambda: [SparsityMonitor()],
@@ -263,7 +296,12 @@ def main() -> None:
                         help="also run each network case in spike mode with K micro-steps per round")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of torch and Numba (default: theirs, one per core)")
+    parser.add_argument("--against", metavar="COMMIT", default=None,
+                        help="also step every network case, in turn with it, on the Numba kernels of this git commit")
     args = parser.parse_args()
+    if args.against and args.backend != "numba":
+        parser.error(f"--against compares Numba kernels; it needs --backend numba, not {args.backend}")
+    against = numba_backend_at(args.against) if args.against else None
     backend = get_backend(args.backend, args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -291,16 +329,16 @@ def main() -> None:
         elif case == "monitors":
             results[case] = bench_monitors(model, tokens, args.warmup, backend=backend)
         else:
-            modes = bench_network(model, tokens, args.warmup, args.spike_steps, backend=backend,
+            modes = bench_network(model, tokens, args.warmup, args.spike_steps, against, backend=backend,
                                   **NETWORK_CASES[case])
             results[case] = r = modes.pop("rate")
             r["bytes_per_event_at_bandwidth"] = results["memory_bandwidth_GBps"] * 1e9 / r["events_per_s"]
             r["effective_GBps_at_floor"] = r["events_per_s"] * BYTES_PER_EVENT_FLOOR / 1e9
             r["bus_events_per_s"] = results["memory_bandwidth_GBps"] * 1e9 / BYTES_PER_INDEXED_EVENT
             r["fraction_of_bus"] = r["events_per_s"] / r["bus_events_per_s"]
-            for name, spiking in modes.items():
-                results[f"{case}_{name}"] = spiking
-                print(f"{case}_{name}", json.dumps(spiking, indent=2), flush=True)
+            for name, other in modes.items():
+                results[f"{case}_{name}"] = other
+                print(f"{case}_{name}", json.dumps(other, indent=2), flush=True)
         print(case, json.dumps(results[case], indent=2), flush=True)
     for case, reference in RATIOS:
         if case in results and reference in results:
@@ -308,6 +346,9 @@ def main() -> None:
             results[case]["speed_vs_tensor"] = fastest / results[case]["ms_per_token"]
             print(f"{case}: {results[case]['speed_vs_tensor']:.2f}x the tensor recurrent form "
                   f"({results[case]['speed_vs_tensor_in_turn']:.2f}x stepped in turn)", flush=True)
+        if "speed_vs_against_in_turn" in results.get(case, {}):
+            print(f"{case}: {results[case]['speed_vs_against_in_turn']:.2f}x the kernels of {args.against} "
+                  "(stepped in turn)", flush=True)
     results["machine"]["load_average_after"] = open("/proc/loadavg").read().split()[:3]
     results["memory_bandwidth_GBps_after"] = memory_bandwidth() / 1e9
     if args.json:
