@@ -8,14 +8,15 @@ loaded, sent to its read neuron, updated by the Hebbian rule and stored, where a
 it twice. The inner loops over edges and synapses run without branches on the data (an event is counted by adding
 a comparison, and a silent neuron adds zero), so that they stream.
 
-The walks of a token's rate path (``push``, ``pull``, ``graph_read_write``, ``rows_read_write``) ask for the rows
-``AHEAD`` active neurons further on while they work on this one (``_prefetch``): a token's graphs and synapses
-(about 20 MB for the bundled model pruned to the top 64 inputs) do not stay in the caches from one layer's walk to
-the next, and the rows of the active neurons lie far apart, so each row would begin with a cache miss that the
-hardware does not foresee. Stepping a network in turn with one that does not prefetch, this made a token of the
-bundled top-64 network 11 % to 17 % faster and the released-size hub wiring 14 % (BENCHMARKS.md, issue 16). The
-other kernels do not: on rows already in the caches (``rows_combine`` over E_ext, the K-step writes of spike
-mode) the requests only cost instructions.
+The two walks of a token that gain from it, the gate's ``pull`` over G_y and the hub wiring's ``rows_read_write``
+over rho, ask for the rows ``AHEAD`` active neurons further on while they work on this one (``_prefetch``): a
+token's graphs and synapses (about 20 MB for the bundled model pruned to the top 64 inputs) do not stay in the
+caches from one layer's walk to the next, and the rows of the active neurons lie far apart, so each row would begin
+with a cache miss that the hardware does not foresee. Stepped in turn with the kernels before, a token of the
+bundled top-64 network took 1/1.11 of the time and the released-size hub wiring 1/1.11 (BENCHMARKS.md, issue 16).
+The other walks were no faster with it (``push``, ``graph_read_write``, ``rows_dot``, ``rows_combine``), and on rows
+that are in the caches already (a round repeated on one active set, as in ``benchmarks/bench_brian2.py``) the
+requests only cost instructions: ``push`` took 15 % to 20 % longer there.
 
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
@@ -101,7 +102,6 @@ def _prefetch_row(indptr, indices, data, idx, q):
 def _push_block(indptr, indices, data, idx, val, out, rows_per, lo, hi):
     whole = lo == 0 and hi == out.shape[1]
     for q in range(idx.shape[0]):
-        _prefetch_row(indptr, indices, data, idx, q + AHEAD)
         r = idx[q]
         o = out[r // rows_per]
         start, end = indptr[r], indptr[r + 1]
