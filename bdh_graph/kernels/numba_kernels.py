@@ -14,9 +14,9 @@ token's graphs and synapses (about 20 MB for the bundled model pruned to the top
 caches from one layer's walk to the next, and the rows of the active neurons lie far apart, so each row would begin
 with a cache miss that the hardware does not foresee. Stepped in turn with the kernels before, a token of the
 bundled top-64 network took 1/1.11 of the time and the released-size hub wiring 1/1.11 (BENCHMARKS.md, issue 16).
-The other walks were no faster with it (``push``, ``graph_read_write``, ``rows_dot``, ``rows_combine``), and on rows
-that are in the caches already (a round repeated on one active set, as in ``benchmarks/bench_brian2.py``) the
-requests only cost instructions: ``push`` took 15 % to 20 % longer there.
+The other walks were no faster with it (``graph_read_write``, ``rows_dot``, ``rows_combine``), or gained little in a
+token and lost more where the rows are in the caches already: ``push`` saved 0.1 ms of a top-64 token and took
+15 % to 20 % longer on a round repeated over one active set (``benchmarks/bench_brian2.py``).
 
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
