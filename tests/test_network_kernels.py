@@ -1,4 +1,5 @@
-"""The Numba kernels split into one block per thread equal their numpy twins (reference.py).
+"""The Numba kernels split into one block per thread equal their numpy twins (reference.py), and the fused layer of
+the neuron wiring equals its kernels run one by one.
 
 ``test_backends.py`` compares every backend's kernels with the twins at the sizes of its cases, where Numba runs
 each kernel on one thread; here the same comparison runs with the parallel path forced for any work size.
@@ -6,8 +7,19 @@ each kernel on one thread; here the same comparison runs with the parallel path 
 import numpy as np
 import pytest
 
+from bdh_graph.graphs import TopK
 from bdh_graph.kernels import get_backend, numba_kernels
+from bdh_graph.network import build_network
+import helpers
 import test_backends
+from test_network import CONFIGS, tokens
+
+
+class OneByOne(numba_kernels.NumbaBackend):
+    """The Numba backend without its fused layer: the network runs the layer's kernels one call at a time."""
+
+    def fuses_layer(self, n_edges: int) -> bool:
+        return False
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -16,3 +28,53 @@ def test_parallel_blocks_equal_numpy_twins(monkeypatch, fraction, dtype):
     monkeypatch.setattr(numba_kernels, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 3)  # uneven blocks on any machine
     test_backends.test_kernels_equal_numpy_twins(get_backend("numba"), fraction, dtype)
+
+
+@pytest.mark.parametrize("config", ["layernorm", "normfree"])
+def test_the_fused_layer_equals_its_kernels_one_by_one(config):
+    """Every recorded vector, the events, the active counts and sigma after each token, float64; a lesion is held
+    after the fused write as after the kernels'."""
+    cfg, scale = CONFIGS[config]
+    model = helpers.random_model(cfg, seed=11, scale=scale)
+    nets = [build_network(model, prune=TopK(16), synapses="wiring", dtype=np.float64, backend=backend)
+            for backend in (get_backend("numba"), OneByOne())]
+    assert [net._fused for net in nets] == [True, False]
+    pairs = np.stack(nets[0].synapse_graph[:, :cfg.N].nonzero(), axis=1)[::3]  # a third of head 0's synapses
+    for net in nets:
+        net.lesion({(0, 0): pairs})
+    y_active = 0
+    for t in tokens(4, length=24):
+        fused, one_by_one = {}, {}
+        nets[0].step(t, fused)
+        nets[1].step(t, one_by_one)
+        for name in ("x", "y", "k", "w", "u", "logits"):
+            np.testing.assert_allclose(fused[name], one_by_one[name], rtol=1e-10, atol=1e-12, err_msg=name)
+        for name in ("events", "x_active", "y_active"):
+            np.testing.assert_array_equal(fused[name], one_by_one[name], err_msg=name)
+        y_active += fused["y_active"]
+    np.testing.assert_allclose(nets[0].synapses.values, nets[1].synapses.values, rtol=1e-10, atol=1e-12)
+    assert np.abs(nets[0].synapses.values).max() > 0 and y_active.min() > 0  # every layer did work
+    assert not any(nets[0].synapses.matrix(0, 0)[pairs[:, 0], pairs[:, 1]])  # the lesion held
+
+
+def test_only_a_rate_mode_neuron_wiring_on_a_synapse_graph_is_fused():
+    model = helpers.random_model(CONFIGS["layernorm"][0], seed=11)
+    fused = {(kwargs_name, mode): build_network(model, mode=mode, backend="numba",
+                                                 **({"spike_steps": 2, "seed": 0} if mode == "spike" else {}),
+                                                 **kwargs)._fused
+             for kwargs_name, kwargs in (("graph", dict(synapses="wiring")), ("dense", {}),
+                                         ("hub", dict(wiring="hub")))
+             for mode in ("rate", "spike")}
+    assert fused == {("graph", "rate"): True, ("graph", "spike"): False, ("dense", "rate"): False,
+                     ("dense", "spike"): False, ("hub", "rate"): False, ("hub", "spike"): False}
+    assert not build_network(model, synapses="wiring", backend="numpy")._fused
+
+
+def test_a_layer_whose_kernels_would_split_is_not_fused(monkeypatch):
+    """With more than one thread the fused call (one thread) serves only layers below the parallel threshold."""
+    monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 2)
+    backend = get_backend("numba")
+    edges = -(-numba_kernels.PARALLEL_MIN_WORK // (2 * numba_kernels.INDEXED_COST))  # the least that splits
+    assert backend.fuses_layer(edges - 1) and not backend.fuses_layer(edges)
+    monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 1)
+    assert backend.fuses_layer(10 * edges)

@@ -18,6 +18,15 @@ The other walks were no faster with it (``graph_read_write``, ``rows_dot``, ``ro
 token and lost more where the rows are in the caches already: ``push`` saved 0.1 ms of a top-64 token and took
 15 % to 20 % longer on a round repeated over one active set (``benchmarks/bench_brian2.py``).
 
+A rate-mode layer of the neuron wiring on a synapse graph (the pruned network) runs as one compiled call,
+``_neuron_layer``: the block functions of ``push``, ``graph_read_write``, ``pull`` and ``rows_combine`` in turn on
+one thread, with the active sets, ReLU, RoPE, gains and the gate between them, so that no Python runs inside a
+layer. Stepped in turn with the kernels called one by one, it made a token of the bundled top-64 network 1.08x
+and top-16 1.12x as fast (BENCHMARKS.md, issue 16). It runs on one thread, so it serves a layer only where none of
+its kernels would split over threads (``fuses_layer``): with more than one thread, where the largest of them,
+``graph_read_write`` over every synapse, stays below ``PARALLEL_MIN_WORK`` (up to the released size at top-64:
+5e7 of 6.7e7).
+
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
 an output entry (``push`` and ``rows_combine`` split the output range, the fused read-writes the heads, the others
@@ -399,6 +408,61 @@ def _active(v):
 
 
 @njit(**JIT)
+def _rope(v, cos, sin, N, out):
+    """``out = R_t v`` for ``v`` over the neurons of every head (head ``h`` is ``v[h*N:(h+1)*N]``), as
+    ``Backend.rope``: pairs ``(2m, 2m+1)`` of a head rotated by the phase whose cos/sin are given per neuron."""
+    for base in range(0, v.shape[0], N):
+        for m in range(0, N, 2):
+            a, b = v[base + m], v[base + m + 1]
+            out[base + m] = a * cos[m] + (-b) * sin[m]
+            out[base + m + 1] = b * cos[m + 1] + a * sin[m + 1]
+
+
+@njit(**JIT)
+def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_values, gy_indptr, gy_indices,
+                  gy_data, E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y):
+    """One rate-mode layer of the neuron wiring on a synapse graph, the kernels above run in turn on one thread
+    (``NumbaBackend.neuron_layer``)."""
+    n = x.shape[0]
+    pre_ids, pre_vals = _active(w)
+    x[:] = 0
+    _push_block(gx_indptr, gx_indices, gx_data, pre_ids, pre_vals, x.reshape((1, n)), gx_indptr.shape[0] - 1, 0, n)
+    events = 0
+    for q in range(pre_ids.shape[0]):
+        events += gx_indptr[pre_ids[q] + 1] - gx_indptr[pre_ids[q]]
+    for j in range(n):  # relu, NaN kept
+        if x[j] < 0:
+            x[j] = 0
+    x_ids, x_vals = _active(x)
+    _rope(x, cos, sin, N, k)
+    k_ids, k_vals = _active(k)
+    A[:, :] = 0
+    events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, k_vals, w, A, N, 0, k_ids.shape[0])
+    potential = np.zeros(x_ids.shape[0], A.dtype)
+    events += _pull_block(gy_indptr, gy_indices, gy_data, x_ids, A, potential, N, 0, x_ids.shape[0])
+    if layer_norm:  # gain control: each head's A seen through the hubs
+        u = np.zeros((A.shape[0], E_ext.shape[1]), A.dtype)
+        _rows_combine_block(E_ext, all_pre, A, u, 0, E_ext.shape[1])
+        nonzero = 0
+        for h in range(A.shape[0]):
+            for i in range(A.shape[1]):
+                nonzero += A[h, i] != 0
+        events += nonzero * E_ext.shape[1]
+        gains = np.empty(A.shape[0], A.dtype)
+        _gains(u, eps, gains)
+        for q in range(x_ids.shape[0]):
+            potential[q] = potential[q] / gains[x_ids[q] // N]
+    y[:] = 0
+    for q in range(x_ids.shape[0]):
+        p = potential[q]
+        if p < 0:
+            p = 0
+        y[x_ids[q]] = p * x_vals[q]
+    y_ids, y_vals = _active(y)
+    return events, x_ids, x_vals, k_ids, k_vals, y_ids, y_vals
+
+
+@njit(**JIT)
 def _gains(u, eps, out):
     for r in range(u.shape[0]):
         row = u[r]
@@ -497,6 +561,18 @@ class NumbaBackend(Backend):
         col_ids, col_vals, col_counts = _columns_per_step(col_idx, C)
         _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks)
         return int(_step_updates(R, col_counts))
+
+    def fuses_layer(self, n_edges: int) -> bool:
+        """Where no kernel of the layer would split over threads (``PARALLEL_MIN_WORK``): the fused call runs on
+        one."""
+        return _blocks(2 * INDEXED_COST * n_edges, 2) == 1
+
+    def neuron_layer(self, w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N: int,
+                     layer_norm: bool, eps: float, x, k, A, y):
+        """One rate-mode layer of the neuron wiring on a synapse graph in one compiled call, on one thread (see
+        ``Backend.fuses_layer``)."""
+        return _neuron_layer(w, *x_graph[:3], synapse_graph.indptr, synapse_graph.indices, sigma, *y_graph[:3],
+                             E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y)
 
     def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
         n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))

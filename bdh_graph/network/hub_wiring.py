@@ -26,6 +26,7 @@ from .synapses import DenseSynapses
 
 class HubWiring:
     name = "hub"
+    fuses = False  # no fused layer (``NeuronWiring.layer``)
 
     def __init__(self, model, backend, dtype):
         c = model.config

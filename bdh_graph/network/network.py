@@ -6,7 +6,8 @@ Per layer the four rounds of the paper's "equations of reasoning" (its Table 1) 
 presynaptic trace drives: the synapses are read into A (all heads); A reaches the y-neurons through G_y, gated
 by x; the Hebbian write (any time after the read: the gate reads A, not the synapses); y joins the trace that
 drives the next layer's x. How messages travel, as rates or as spikes, is the network's channel
-(``channels``).
+(``channels``). In rate mode a neuron wiring on a synapse graph (a pruned network) runs a layer's rounds as one
+call where the backend has one (Numba; ``NeuronWiring.layer``).
 
 State files are tagged ``.npz`` files (``files.write_tagged``, kind ``network_state``, version 1): one array per
 synapse block (``synapses``, or ``synapses_head<h>`` on a synapse graph) and a header whose meta holds the
@@ -147,6 +148,7 @@ class Network:
         self.dtype = np.dtype(description["dtype"])
         self.trace = Trace(wiring.E_ext, config.n_neurons, config.layer_norm, self.backend, self.dtype)
         self._reads = self.backend.zeros((config.n_head, wiring.synapses.n_pre), self.dtype)  # A, reused by every layer
+        self._fused = channel.mode == "rate" and wiring.fuses
         self.position = 0
         self.events = 0
         self.spikes = 0
@@ -301,25 +303,29 @@ class Network:
         rows = {name: [] for name in ("x", "y", "k", "w", "u", "x_active", "y_active") if name in wanted}
         A = self._reads
         for layer in range(c.n_layer):
-            # the presynaptic trace (the input neuron, earlier layers' y) drives the x-neurons
-            pre = wired.presynaptic(trace)
-            x, events = wired.potential(channel.send(wired.pre_population, pre, "drive", layer))
-            channel.messages(events)
-            x = active(b, b.relu(x))
-            x_sent = channel.send("x", x, "read", layer)
-            k = active(b, b.rope(x_sent.dense.reshape(H, N), cos, sin).reshape(-1))  # R_t x of every head
-            # read the synapse state into A, every head before any write (the rate channel writes in that pass)
-            A[...] = 0
-            channel.read(self.synapses, layer, pre, k, A)
-            # A -> y through G_y, gated by x
-            y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x, trace)
-            channel.messages(events)
-            # Hebbian write (spike mode: the coincidences of the round)
-            channel.write(self.synapses, layer, pre, k)
+            if self._fused:  # the rounds below in one compiled call (NeuronWiring.layer)
+                x, k, y, events = wired.layer(trace, layer, A, cos, sin)
+                channel.messages(events)
+            else:
+                # the presynaptic trace (the input neuron, earlier layers' y) drives the x-neurons
+                pre = wired.presynaptic(trace)
+                x, events = wired.potential(channel.send(wired.pre_population, pre, "drive", layer))
+                channel.messages(events)
+                x = active(b, b.relu(x))
+                x_sent = channel.send("x", x, "read", layer)
+                k = active(b, b.rope(x_sent.dense.reshape(H, N), cos, sin).reshape(-1))  # R_t x of every head
+                # read the synapse state into A, every head before any write (the rate channel writes in that pass)
+                A[...] = 0
+                channel.read(self.synapses, layer, pre, k, A)
+                # A -> y through G_y, gated by x
+                y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x, trace)
+                channel.messages(events)
+                # Hebbian write (spike mode: the coincidences of the round)
+                channel.write(self.synapses, layer, pre, k)
+                y = active(b, y)
             self._hold_lesions(layer, k)
             self._check_finite(x.dense, "x", layer, token)
-            self._check_finite(y, "y", layer, token)
-            y = active(b, y)
+            self._check_finite(y.dense, "y", layer, token)
             self._record_layer(rows, x, y, k)
             # y joins the trace that drives the next layer
             channel.messages(trace.add(channel.send("y", y, "output", layer)))

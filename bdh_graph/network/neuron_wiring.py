@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from ..graphs import check_keeps_edges, graph_factors, neuron_graph
 from ..graphs.scale import SCALE_HINT, graph_name
+from ..model.tensor import LN_EPS
 from .neurons import Active, active
 from .synapses import DenseSynapses, GraphSynapses
 
@@ -66,6 +67,9 @@ class NeuronWiring:
         per_x = (np.full(self.n, self.n_pre) if self.synapse_graph is None
                  else np.diff(sp.csc_array(self.synapse_graph).indptr))
         self.read_fanout = per_x + per_x.reshape(-1, 2)[:, ::-1].reshape(-1)  # the synapses of the RoPE pair
+        # a rate-mode layer runs as one call where the backend has one (``Backend.fuses_layer``)
+        self.fuses = self.synapse_graph is not None and backend.fuses_layer(max(G_x.n_edges, G_y.n_edges,
+                                                                                self.synapse_graph.nnz))
 
     pre_population, read_population = "w", "A"
 
@@ -93,6 +97,19 @@ class NeuronWiring:
         y = b.zeros(self.n, S.dtype)
         y[x.ids] = b.relu(potential) * x.values
         return y, events
+
+    def layer(self, trace, layer: int, A, cos, sin):
+        """A rate-mode layer in one call of the backend's ``neuron_layer`` (where it ``fuses``): the rounds of
+        :meth:`presynaptic`, :meth:`potential`, the synapses' ``read_write`` and :meth:`gate`, as ``Network.step``
+        runs them one by one otherwise. Returns x, k (the rotated x that read the synapses) and y, all
+        ``Active``, and the events."""
+        b, dtype = self.backend, trace.w.dtype
+        x, k, y = b.zeros(self.n, dtype), b.zeros(self.n, dtype), b.zeros(self.n, dtype)
+        events, *found = b.neuron_layer(trace.w, self.x_graph, self.synapses.graph, self.synapses.values[layer],
+                                        self.y_graph, self.E_ext, self.all_pre, cos, sin, self.N, trace.layer_norm,
+                                        LN_EPS, x, k, A, y)
+        x_ids, x_values, k_ids, k_values, y_ids, y_values = found
+        return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
 
     def readout(self, pre: Active):
         logits = self.backend.zeros(self.W.shape[1], pre.dense.dtype)
