@@ -211,6 +211,7 @@ def test_array_operations_equal_numpy(backend):
                                np.stack([rotated, 2 * rotated, -rotated]), rtol=1e-15)
     np.testing.assert_allclose(float(backend.gain(b["v"], 0.25)), np.sqrt(v.var() + 0.25), rtol=1e-14)
     assert backend.all_finite(b["v"]) and not backend.all_finite(backend.asarray([1.0, np.nan], np.float64))
+    assert not backend.all_finite(backend.asarray([[1.0, 2.0], [-np.inf, 0.0]], np.float32))
     assert backend.to_numpy(backend.zeros((2, 3), np.float32)).dtype == np.float32
 
 

@@ -290,6 +290,12 @@ def test_bad_input(small_model, backend):
         net.run([1, 2, 256], progress=False)
     with pytest.raises(ValueError, match="token id -1"):
         net.step(-1)
+    with pytest.raises(ValueError, match="token holds token id 256, expected ids in \\[0, 256\\)"):
+        net.step(np.int64(256))
+    for not_an_id in (True, 2.5):
+        with pytest.raises(TypeError, match="integer token ids"):
+            net.step(not_an_id)
+    assert net.position == 0  # nothing refused was stepped
     with pytest.raises(ValueError, match="empty"):
         net.run("", progress=False)
     with pytest.raises(ValueError, match="empty"):

@@ -463,6 +463,14 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
 
 
 @njit(**JIT)
+def _all_finite(v):
+    for i in range(v.shape[0]):
+        if not np.isfinite(v[i]):
+            return False
+    return True
+
+
+@njit(**JIT)
 def _gains(u, eps, out):
     for r in range(u.shape[0]):
         row = u[r]
@@ -509,6 +517,9 @@ class NumbaBackend(Backend):
     # in work.
     def active(self, v) -> tuple[np.ndarray, np.ndarray]:
         return _active(v)
+
+    def all_finite(self, v) -> bool:
+        return bool(_all_finite(v.reshape(-1)))
 
     def gain(self, u, eps: float):
         out = np.empty(u.shape[:-1] or (1,), u.dtype)

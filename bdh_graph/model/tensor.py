@@ -64,7 +64,11 @@ def check_tokens(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
         raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}")
     if idx.numel() == 0:
         raise ValueError(f"{name} is empty: at least one token is needed")
-    lo, hi = int(idx.min()), int(idx.max())
+    check_token_range(int(idx.min()), int(idx.max()), vocab_size, name)
+
+
+def check_token_range(lo: int, hi: int, vocab_size: int, name: str = "idx") -> None:
+    """Refuse token ids whose least ``lo`` or largest ``hi`` lies outside ``[0, vocab_size)``."""
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi
         raise ValueError(f"{name} holds token id {bad}, expected ids in [0, {vocab_size})")

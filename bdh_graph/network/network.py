@@ -33,7 +33,7 @@ from ..kernels import get_backend
 from .channels import RateChannel, SpikeChannel
 from .hub_wiring import HubWiring
 from .neuron_wiring import NeuronWiring
-from .neurons import Phases, Trace, active, as_tokens
+from .neurons import Phases, Trace, active, as_token, as_tokens
 from .spikes import Spiker, check_spike_options
 
 WIRINGS = ("neuron", "hub")
@@ -294,7 +294,7 @@ class Network:
 
     def _step(self, token: int, record: dict | None, wanted: frozenset) -> np.ndarray:
         """:meth:`step`, recording only the ``wanted`` entries of :data:`RECORD` (and the per-token scalars)."""
-        token = int(as_tokens([token], self.config.vocab_size, "token")[0])
+        token = as_token(token, self.config.vocab_size)
         c, b, wired, trace, channel = self.config, self.backend, self._wiring, self.trace, self.channel
         H, N = c.n_head, c.N
         cos, sin = self._phases.at(self.position)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..model.tensor import LN_EPS, check_tokens, rope_cos_sin
+from ..model.tensor import LN_EPS, check_token_range, check_tokens, rope_cos_sin
 from ..text import encode
 
 
@@ -102,6 +102,15 @@ class Phases:
     def at(self, t: int):
         cos, sin = rope_cos_sin(torch.tensor(float(t), dtype=self.freqs.dtype), self.freqs)
         return self.backend.asarray(cos.numpy(), self.dtype), self.backend.asarray(sin.numpy(), self.dtype)
+
+
+def as_token(token, vocab_size: int) -> int:
+    """One token id, range-checked; an int (Python or numpy) is checked directly, anything else as :func:`as_tokens`
+    checks a sequence of one."""
+    if isinstance(token, (int, np.integer)) and not isinstance(token, (bool, np.bool_)):
+        check_token_range(int(token), int(token), vocab_size, "token")
+        return int(token)
+    return int(as_tokens([token], vocab_size, "token")[0])
 
 
 def as_tokens(text_or_tokens, vocab_size: int, name: str = "tokens") -> np.ndarray:
