@@ -22,8 +22,8 @@ n = 4096), as the neuron wiring pruned to the top 16 / 64 inputs per neuron and 
 G_x (``bundled_topk16``, ``bundled_topk64``), next to its tensor recurrent form (``bundled_tensor``) and its hub
 wiring (``bundled``). For every network case a second pass over the text times each kernel call and splits the
 time of a token into the events (inside the kernels) and the fixed costs (everything else: vector operations,
-gains, RoPE, Python), e.g. Where a layer runs as one fused call (Numba, neuron wiring on a synapse graph:
-``neuron_layer``), that call counts as a kernel, the layer's own vector work in it included.
+gains, RoPE, Python), e.g. Where a layer runs as one fused call (Numba: ``neuron_layer``, ``hub_layer``), that
+call counts as a kernel, the layer's own vector work in it included.
 
     python benchmarks/bench_network.py --cases bundled_tensor bundled bundled_topk64 bundled_topk16 --threads 1
 
@@ -112,7 +112,7 @@ def bench_tensor(model, tokens, warmup: int, threads: int | None = None) -> dict
 
 
 KERNELS = ("push", "pull", "rows_combine", "rows_dot", "outer_add", "graph_outer_add", "product_add",
-           "graph_product_add", "graph_read_write", "rows_read_write", "neuron_layer")
+           "graph_product_add", "graph_read_write", "rows_read_write", "neuron_layer", "hub_layer")
 
 
 def time_split(net, tokens) -> dict:

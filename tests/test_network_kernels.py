@@ -1,5 +1,5 @@
-"""The Numba kernels split into one block per thread equal their numpy twins (reference.py), and the fused layer of
-the neuron wiring equals its kernels run one by one.
+"""The Numba kernels split into one block per thread equal their numpy twins (reference.py), and the fused layers
+of both wirings equal their kernels run one by one.
 
 ``test_backends.py`` compares every backend's kernels with the twins at the sizes of its cases, where Numba runs
 each kernel on one thread; here the same comparison runs with the parallel path forced for any work size.
@@ -16,9 +16,9 @@ from test_network import CONFIGS, tokens
 
 
 class OneByOne(numba_kernels.NumbaBackend):
-    """The Numba backend without its fused layer: the network runs the layer's kernels one call at a time."""
+    """The Numba backend without its fused layers: the network runs a layer's kernels one call at a time."""
 
-    def fuses_layer(self, n_edges: int) -> bool:
+    def fuses_layer(self, indexed: int, dense: int) -> bool:
         return False
 
 
@@ -30,16 +30,20 @@ def test_parallel_blocks_equal_numpy_twins(monkeypatch, fraction, dtype):
     test_backends.test_kernels_equal_numpy_twins(get_backend("numba"), fraction, dtype)
 
 
+@pytest.mark.parametrize("wiring", ["neuron", "hub"])
 @pytest.mark.parametrize("config", ["layernorm", "normfree"])
-def test_the_fused_layer_equals_its_kernels_one_by_one(config):
-    """Every recorded vector, the events, the active counts and sigma after each token, float64; a lesion is held
-    after the fused write as after the kernels'."""
+def test_the_fused_layer_equals_its_kernels_one_by_one(config, wiring):
+    """Every recorded vector, the events, the active counts and the synapses after each token, float64; a lesion is
+    held after the fused write as after the kernels'."""
     cfg, scale = CONFIGS[config]
     model = helpers.random_model(cfg, seed=11, scale=scale)
-    nets = [build_network(model, prune=TopK(16), synapses="wiring", dtype=np.float64, backend=backend)
+    kwargs = dict(prune=TopK(16), synapses="wiring") if wiring == "neuron" else dict(wiring="hub")
+    nets = [build_network(model, dtype=np.float64, backend=backend, **kwargs)
             for backend in (get_backend("numba"), OneByOne())]
     assert [net._fused for net in nets] == [True, False]
-    pairs = np.stack(nets[0].synapse_graph[:, :cfg.N].nonzero(), axis=1)[::3]  # a third of head 0's synapses
+    n_pre = cfg.n_neurons + cfg.vocab_size
+    pattern = nets[0].synapse_graph if wiring == "neuron" else np.ones((n_pre, cfg.n_neurons))
+    pairs = np.stack(pattern[:, :cfg.N].nonzero(), axis=1)[::3]  # a third of head 0's synapses
     for net in nets:
         net.lesion({(0, 0): pairs})
     y_active = 0
@@ -54,10 +58,11 @@ def test_the_fused_layer_equals_its_kernels_one_by_one(config):
         y_active += fused["y_active"]
     np.testing.assert_allclose(nets[0].synapses.values, nets[1].synapses.values, rtol=1e-10, atol=1e-12)
     assert np.abs(nets[0].synapses.values).max() > 0 and y_active.min() > 0  # every layer did work
-    assert not any(nets[0].synapses.matrix(0, 0)[pairs[:, 0], pairs[:, 1]])  # the lesion held
+    if wiring == "neuron":
+        assert not any(nets[0].synapses.matrix(0, 0)[pairs[:, 0], pairs[:, 1]])  # the lesion held
 
 
-def test_only_a_rate_mode_neuron_wiring_on_a_synapse_graph_is_fused():
+def test_only_a_rate_mode_hub_or_synapse_graph_network_is_fused():
     model = helpers.random_model(CONFIGS["layernorm"][0], seed=11)
     fused = {(kwargs_name, mode): build_network(model, mode=mode, backend="numba",
                                                  **({"spike_steps": 2, "seed": 0} if mode == "spike" else {}),
@@ -66,7 +71,7 @@ def test_only_a_rate_mode_neuron_wiring_on_a_synapse_graph_is_fused():
                                          ("hub", dict(wiring="hub")))
              for mode in ("rate", "spike")}
     assert fused == {("graph", "rate"): True, ("graph", "spike"): False, ("dense", "rate"): False,
-                     ("dense", "spike"): False, ("hub", "rate"): False, ("hub", "spike"): False}
+                     ("dense", "spike"): False, ("hub", "rate"): True, ("hub", "spike"): False}
     assert not build_network(model, synapses="wiring", backend="numpy")._fused
 
 
@@ -75,6 +80,8 @@ def test_a_layer_whose_kernels_would_split_is_not_fused(monkeypatch):
     monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 2)
     backend = get_backend("numba")
     edges = -(-numba_kernels.PARALLEL_MIN_WORK // (2 * numba_kernels.INDEXED_COST))  # the least that splits
-    assert backend.fuses_layer(edges - 1) and not backend.fuses_layer(edges)
+    assert backend.fuses_layer(edges - 1, 0) and not backend.fuses_layer(edges, 0)
+    limit = numba_kernels.PARALLEL_MIN_WORK
+    assert backend.fuses_layer(0, limit - 1) and not backend.fuses_layer(0, limit)
     monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 1)
-    assert backend.fuses_layer(10 * edges)
+    assert backend.fuses_layer(10 * edges, 10 * limit)

@@ -11,7 +11,7 @@ Message-passing kernels (each writes in place and returns its number of synaptic
 ``reference.py`` define them): ``push``, ``pull``, ``rows_combine``, ``rows_dot``, ``outer_add``,
 ``graph_outer_add``, their sums over K steps ``product_add``, ``graph_product_add``, and the read of a layer's
 synapses fused with its Hebbian write, ``graph_read_write`` and ``rows_read_write`` (one pass over the synapses),
-and, where a backend has one, a whole layer of the pruned neuron wiring in one call (``neuron_layer``).
+and, where a backend has them, a whole layer in one call (``neuron_layer``, ``hub_layer``; ``fuses_layer``).
 Where a graph's rows are the x-neurons of every head, one call serves all heads (:func:`row_blocks`).
 
 Kernels know arrays only: constants of the model (LayerNorm's epsilon, RoPE's cos/sin) arrive as arguments.
@@ -114,15 +114,18 @@ class Backend(ABC):
     def all_finite(self, v) -> bool:
         return bool(np.isfinite(v).all())
 
-    def fuses_layer(self, n_edges: int) -> bool:
-        """Whether a rate-mode layer of the neuron wiring on a synapse graph, whose largest graph has ``n_edges``
-        edges, runs as one call of ``neuron_layer``: only on a backend that has one (Numba).
+    def fuses_layer(self, indexed: int, dense: int) -> bool:
+        """Whether a rate-mode layer runs as one call, where the largest of its kernels walks ``indexed`` edges or
+        synapses through an index, or ``dense`` multiply-adds along rows: only on a backend that has the fused
+        layers (Numba), and there where that call (on one thread) loses no parallel split.
 
         ``neuron_layer(w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N, layer_norm, eps, x,
-        k, A, y)`` runs the rounds of ``NeuronWiring`` (push, ReLU, RoPE, graph_read_write, pull, gain control,
-        gate) with the layer's vectors x, k, A and y written in place, and returns (events, ids and values of the
-        active x, k and y). The network's sequence of the kernels below is its twin, to which the tests compare
-        it."""
+        k, A, y)`` runs the rounds of ``NeuronWiring`` on a synapse graph (push, ReLU, RoPE, graph_read_write,
+        pull, gain control, gate), ``hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm,
+        eps, x, k, A, y)`` those of ``HubWiring`` (rows_dot, ReLU, RoPE, rows_read_write, LayerNorm, rows_dot,
+        gate); both write the layer's vectors x, k, A and y in place and return (events, ids and values of the
+        active x, k and y). The network's sequence of the kernels below is their twin, to which the tests compare
+        them."""
         return False
 
     # -- message-passing kernels (see reference.py for the definitions) -------------------------------------

@@ -18,14 +18,15 @@ The other walks were no faster with it (``graph_read_write``, ``rows_dot``, ``ro
 token and lost more where the rows are in the caches already: ``push`` saved 0.1 ms of a top-64 token and took
 15 % to 20 % longer on a round repeated over one active set (``benchmarks/bench_brian2.py``).
 
-A rate-mode layer of the neuron wiring on a synapse graph (the pruned network) runs as one compiled call,
-``_neuron_layer``: the block functions of ``push``, ``graph_read_write``, ``pull`` and ``rows_combine`` in turn on
-one thread, with the active sets, ReLU, RoPE, gains and the gate between them, so that no Python runs inside a
-layer. Stepped in turn with the kernels called one by one, it made a token of the bundled top-64 network 1.08x
-and top-16 1.12x as fast (BENCHMARKS.md, issue 16). It runs on one thread, so it serves a layer only where none of
-its kernels would split over threads (``fuses_layer``): with more than one thread, where the largest of them,
-``graph_read_write`` over every synapse, stays below ``PARALLEL_MIN_WORK`` (up to the released size at top-64:
-5e7 of 6.7e7).
+A rate-mode layer runs as one compiled call, ``_neuron_layer`` for the neuron wiring on a synapse graph (the pruned
+network: the block functions of ``push``, ``graph_read_write``, ``pull`` and ``rows_combine``) and ``_hub_layer``
+for the hub wiring (``rows_dot``, ``rows_read_write``, ``rows_dot``), with the active sets, ReLU, RoPE, gains and
+the gate between them, so that no Python runs inside a layer. Stepped in turn with the kernels called one by one,
+it made a token of the bundled top-64 network 1.05x to 1.09x and top-16 1.10x to 1.13x as fast (BENCHMARKS.md,
+issue 16). It runs on one thread, so it serves a layer only where none of its kernels would split over threads
+(``fuses_layer``): with more than one thread, where the largest of them stays below ``PARALLEL_MIN_WORK`` (at the
+released size: ``graph_read_write`` over every synapse of top-64, 5e7 of 6.7e7; the hub wiring's read-write over
+rho, 1.7e7).
 
 Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
 (small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
@@ -419,6 +420,31 @@ def _rope(v, cos, sin, N, out):
 
 
 @njit(**JIT)
+def _fire(x, cos, sin, N, k):
+    """The x-neurons fire at ``relu(x)`` (in place; NaN kept) and read the synapses with ``k = R_t x``: the active
+    ids and values of both."""
+    for j in range(x.shape[0]):
+        if x[j] < 0:
+            x[j] = 0
+    x_ids, x_vals = _active(x)
+    _rope(x, cos, sin, N, k)
+    k_ids, k_vals = _active(k)
+    return x_ids, x_vals, k_ids, k_vals
+
+
+@njit(**JIT)
+def _gate(potential, x_ids, x_vals, y):
+    """``y = relu(potential) * x`` on the firing x-neurons, zero elsewhere; its active ids and values."""
+    y[:] = 0
+    for q in range(x_ids.shape[0]):
+        p = potential[q]
+        if p < 0:
+            p = 0
+        y[x_ids[q]] = p * x_vals[q]
+    return _active(y)
+
+
+@njit(**JIT)
 def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_values, gy_indptr, gy_indices,
                   gy_data, E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y):
     """One rate-mode layer of the neuron wiring on a synapse graph, the kernels above run in turn on one thread
@@ -430,12 +456,7 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
     events = 0
     for q in range(pre_ids.shape[0]):
         events += gx_indptr[pre_ids[q] + 1] - gx_indptr[pre_ids[q]]
-    for j in range(n):  # relu, NaN kept
-        if x[j] < 0:
-            x[j] = 0
-    x_ids, x_vals = _active(x)
-    _rope(x, cos, sin, N, k)
-    k_ids, k_vals = _active(k)
+    x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
     events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, k_vals, w, A, N, 0, k_ids.shape[0])
     potential = np.zeros(x_ids.shape[0], A.dtype)
@@ -452,13 +473,31 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
         _gains(u, eps, gains)
         for q in range(x_ids.shape[0]):
             potential[q] = potential[q] / gains[x_ids[q] // N]
-    y[:] = 0
-    for q in range(x_ids.shape[0]):
-        p = potential[q]
-        if p < 0:
-            p = 0
-        y[x_ids[q]] = p * x_vals[q]
-    y_ids, y_vals = _active(y)
+    y_ids, y_vals = _gate(potential, x_ids, x_vals, y)
+    return events, x_ids, x_vals, k_ids, k_vals, y_ids, y_vals
+
+
+@njit(**JIT)
+def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y):
+    """One rate-mode layer of the hub wiring (``rho`` of the layer as rows ``h*N + j``, (heads * N, d)), the kernels
+    above run in turn on one thread (``NumbaBackend.hub_layer``)."""
+    n, d = x.shape[0], u.shape[0]
+    _rows_dot_block(D_x, all_neurons, u.reshape((1, d)), x, n, 0, n)
+    events = n * d
+    x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
+    A[:, :] = 0
+    _rows_read_write_block(rho, k_ids, k_vals, all_hubs, u, A, N, 0, k_ids.shape[0])
+    events += k_ids.shape[0] * (d + d)
+    if layer_norm:  # LayerNorm of each head's read across the hubs
+        gains = np.empty(A.shape[0], A.dtype)
+        _gains(A, eps, gains)
+        for h in range(A.shape[0]):
+            for c in range(d):
+                A[h, c] = A[h, c] / gains[h]
+    potential = np.zeros(x_ids.shape[0], A.dtype)
+    _rows_dot_block(D_y, x_ids, A, potential, N, 0, x_ids.shape[0])
+    events += x_ids.shape[0] * d
+    y_ids, y_vals = _gate(potential, x_ids, x_vals, y)
     return events, x_ids, x_vals, k_ids, k_vals, y_ids, y_vals
 
 
@@ -573,10 +612,10 @@ class NumbaBackend(Backend):
         _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks)
         return int(_step_updates(R, col_counts))
 
-    def fuses_layer(self, n_edges: int) -> bool:
+    def fuses_layer(self, indexed: int, dense: int) -> bool:
         """Where no kernel of the layer would split over threads (``PARALLEL_MIN_WORK``): the fused call runs on
         one."""
-        return _blocks(2 * INDEXED_COST * n_edges, 2) == 1
+        return _blocks(max(2 * INDEXED_COST * indexed, dense), 2) == 1
 
     def neuron_layer(self, w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N: int,
                      layer_norm: bool, eps: float, x, k, A, y):
@@ -584,6 +623,11 @@ class NumbaBackend(Backend):
         ``Backend.fuses_layer``)."""
         return _neuron_layer(w, *x_graph[:3], synapse_graph.indptr, synapse_graph.indices, sigma, *y_graph[:3],
                              E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y)
+
+    def hub_layer(self, u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N: int, layer_norm: bool, eps: float,
+                  x, k, A, y):
+        """One rate-mode layer of the hub wiring in one compiled call, on one thread (see ``Backend.fuses_layer``)."""
+        return _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y)
 
     def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
         n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))

@@ -20,13 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..graphs import graph_factors
+from ..model.tensor import LN_EPS
 from .neurons import Active
 from .synapses import DenseSynapses
 
 
 class HubWiring:
     name = "hub"
-    fuses = False  # no fused layer (``NeuronWiring.layer``)
 
     def __init__(self, model, backend, dtype):
         c = model.config
@@ -43,6 +43,9 @@ class HubWiring:
         self.all_tokens = backend.index_array(np.arange(c.vocab_size))
         self.synapses = DenseSynapses(c.n_layer, c.n_head, c.N, c.n_embd, backend, dtype)
         self.synapse_graph = None
+        # a rate-mode layer runs as one call where the backend has one (``Backend.fuses_layer``): its largest
+        # kernel reads and writes rho of every x-neuron
+        self.fuses = backend.fuses_layer(indexed=0, dense=2 * self.n * c.n_embd)
 
     pre_population, read_population = "u", "a"
 
@@ -65,6 +68,18 @@ class HubWiring:
         y = b.zeros(self.n, S.dtype)
         y[x.ids] = b.relu(potential) * x.values
         return y, events
+
+    def layer(self, trace, layer: int, A, cos, sin):
+        """A rate-mode layer in one call of the backend's ``hub_layer`` (where it ``fuses``): the rounds of
+        :meth:`potential`, the synapses' ``read_write`` and :meth:`gate`, as ``Network.step`` runs them one by one
+        otherwise. Returns x, k (the rotated x that read rho) and y, all ``Active``, and the events."""
+        b, dtype = self.backend, trace.u.dtype
+        x, k, y = b.zeros(self.n, dtype), b.zeros(self.n, dtype), b.zeros(self.n, dtype)
+        rho = self.synapses.values[layer].reshape(-1, self.synapses.n_pre)  # x-neuron h*N + j is row h*N + j
+        events, *found = b.hub_layer(trace.u, self.D_x, self.all_neurons, rho, self.all_hubs, self.D_y, cos, sin,
+                                     self.N, trace.layer_norm, LN_EPS, x, k, A, y)
+        x_ids, x_values, k_ids, k_values, y_ids, y_values = found
+        return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
 
     def readout(self, pre: Active):
         logits = self.backend.zeros(self.lm_head.shape[0], pre.dense.dtype)

@@ -6,8 +6,8 @@ Per layer the four rounds of the paper's "equations of reasoning" (its Table 1) 
 presynaptic trace drives: the synapses are read into A (all heads); A reaches the y-neurons through G_y, gated
 by x; the Hebbian write (any time after the read: the gate reads A, not the synapses); y joins the trace that
 drives the next layer's x. How messages travel, as rates or as spikes, is the network's channel
-(``channels``). In rate mode a neuron wiring on a synapse graph (a pruned network) runs a layer's rounds as one
-call where the backend has one (Numba; ``NeuronWiring.layer``).
+(``channels``). In rate mode the hub wiring and a neuron wiring on a synapse graph (a pruned network) run a
+layer's rounds as one call where the backend has one (Numba; ``HubWiring.layer``, ``NeuronWiring.layer``).
 
 State files are tagged ``.npz`` files (``files.write_tagged``, kind ``network_state``, version 1): one array per
 synapse block (``synapses``, or ``synapses_head<h>`` on a synapse graph) and a header whose meta holds the
@@ -303,7 +303,7 @@ class Network:
         rows = {name: [] for name in ("x", "y", "k", "w", "u", "x_active", "y_active") if name in wanted}
         A = self._reads
         for layer in range(c.n_layer):
-            if self._fused:  # the rounds below in one compiled call (NeuronWiring.layer)
+            if self._fused:  # the rounds below in one compiled call (the wiring's layer)
                 x, k, y, events = wired.layer(trace, layer, A, cos, sin)
                 channel.messages(events)
             else:

@@ -68,8 +68,8 @@ class NeuronWiring:
                  else np.diff(sp.csc_array(self.synapse_graph).indptr))
         self.read_fanout = per_x + per_x.reshape(-1, 2)[:, ::-1].reshape(-1)  # the synapses of the RoPE pair
         # a rate-mode layer runs as one call where the backend has one (``Backend.fuses_layer``)
-        self.fuses = self.synapse_graph is not None and backend.fuses_layer(max(G_x.n_edges, G_y.n_edges,
-                                                                                self.synapse_graph.nnz))
+        self.fuses = self.synapse_graph is not None and backend.fuses_layer(
+            indexed=max(G_x.n_edges, G_y.n_edges, self.synapse_graph.nnz), dense=self.n_head * np.prod(self.E_ext.shape))
 
     pre_population, read_population = "w", "A"
 
