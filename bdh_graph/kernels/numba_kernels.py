@@ -12,8 +12,9 @@ The two walks of a token that gain from it, the gate's ``pull`` over G_y and the
 over rho, ask for the rows ``AHEAD`` active neurons further on while they work on this one (``_prefetch``): a
 token's graphs and synapses (about 20 MB for the bundled model pruned to the top 64 inputs) do not stay in the
 caches from one layer's walk to the next, and the rows of the active neurons lie far apart, so each row would begin
-with a cache miss that the hardware does not foresee. Stepped in turn with the kernels before, a token of the
-bundled top-64 network took 1/1.11 of the time and the released-size hub wiring 1/1.11 (BENCHMARKS.md, issue 16).
+with a cache miss that the hardware does not foresee. Stepped in turn with the kernels before, it made a token of
+the bundled top-64 network 1.11x to 1.16x and of the released-size hub wiring 1.11x as fast (BENCHMARKS.md, issue
+16).
 The other walks were no faster with it (``graph_read_write``, ``rows_dot``, ``rows_combine``), or gained little in a
 token and lost more where the rows are in the caches already: ``push`` saved 0.1 ms of a top-64 token and took
 15 % to 20 % longer on a round repeated over one active set (``benchmarks/bench_brian2.py``).
