@@ -127,6 +127,15 @@ def _push_block(indptr, indices, data, idx, val, out, rows_per, lo, hi):
                 p += 1
 
 
+@njit(**JIT)
+def _out_degrees(indptr, idx):
+    """The edges of the rows ``idx``, summed: the events of a ``push``."""
+    events = 0
+    for q in range(idx.shape[0]):
+        events += indptr[idx[q] + 1] - indptr[idx[q]]
+    return events
+
+
 @njit(parallel=True, **JIT)
 def _push(indptr, indices, data, idx, val, out, rows_per, n_blocks):
     n = out.shape[1]
@@ -135,10 +144,7 @@ def _push(indptr, indices, data, idx, val, out, rows_per, n_blocks):
     else:
         for b in prange(n_blocks):
             _push_block(indptr, indices, data, idx, val, out, rows_per, b * n // n_blocks, (b + 1) * n // n_blocks)
-    events = 0
-    for q in range(idx.shape[0]):
-        events += indptr[idx[q] + 1] - indptr[idx[q]]
-    return events
+    return _out_degrees(indptr, idx)
 
 
 @njit(**JIT)
@@ -181,6 +187,16 @@ def _rows_combine_block(M, idx, val, out, lo, hi):
                     o[c] += v * row[c]
 
 
+@njit(**JIT)
+def _nonzero(a):
+    """The non-zero entries of the matrix ``a``."""
+    count = 0
+    for g in range(a.shape[0]):
+        for q in range(a.shape[1]):
+            count += a[g, q] != 0
+    return count
+
+
 @njit(parallel=True, **JIT)
 def _rows_combine(M, idx, val, out, n_blocks):
     n = M.shape[1]
@@ -189,11 +205,7 @@ def _rows_combine(M, idx, val, out, n_blocks):
     else:
         for b in prange(n_blocks):
             _rows_combine_block(M, idx, val, out, b * n // n_blocks, (b + 1) * n // n_blocks)
-    nonzero = 0
-    for g in range(val.shape[0]):
-        for q in range(val.shape[1]):
-            nonzero += val[g, q] != 0
-    return nonzero * n
+    return _nonzero(val) * n
 
 
 @njit(**JIT)
@@ -454,9 +466,7 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
     pre_ids, pre_vals = _active(w)
     x[:] = 0
     _push_block(gx_indptr, gx_indices, gx_data, pre_ids, pre_vals, x.reshape((1, n)), gx_indptr.shape[0] - 1, 0, n)
-    events = 0
-    for q in range(pre_ids.shape[0]):
-        events += gx_indptr[pre_ids[q] + 1] - gx_indptr[pre_ids[q]]
+    events = _out_degrees(gx_indptr, pre_ids)
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
     events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, k_vals, w, A, N, 0, k_ids.shape[0])
@@ -465,11 +475,7 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
     if layer_norm:  # gain control: each head's A seen through the hubs
         u = np.zeros((A.shape[0], E_ext.shape[1]), A.dtype)
         _rows_combine_block(E_ext, all_pre, A, u, 0, E_ext.shape[1])
-        nonzero = 0
-        for h in range(A.shape[0]):
-            for i in range(A.shape[1]):
-                nonzero += A[h, i] != 0
-        events += nonzero * E_ext.shape[1]
+        events += _nonzero(A) * E_ext.shape[1]
         gains = np.empty(A.shape[0], A.dtype)
         _gains(u, eps, gains)
         for q in range(x_ids.shape[0]):

@@ -69,7 +69,8 @@ class NeuronWiring:
         self.read_fanout = per_x + per_x.reshape(-1, 2)[:, ::-1].reshape(-1)  # the synapses of the RoPE pair
         # a rate-mode layer runs as one call where the backend has one (``Backend.fuses_layer``)
         self.fuses = self.synapse_graph is not None and backend.fuses_layer(
-            indexed=max(G_x.n_edges, G_y.n_edges, self.synapse_graph.nnz), dense=self.n_head * np.prod(self.E_ext.shape))
+            indexed=max(G_x.n_edges, G_y.n_edges, self.synapse_graph.nnz),
+            dense=self.n_head * np.prod(self.E_ext.shape))  # the gain control: every head's A through E_ext
 
     pre_population, read_population = "w", "A"
 
