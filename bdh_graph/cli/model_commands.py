@@ -38,6 +38,8 @@ TRAIN_OPTIONS = {
     "max_stream_tokens": (count(1), "with --carry-state: the longest stream, in tokens, before its state is reset"),
     "min_stream_tokens": (count(1), "with --carry-state: draw each stream's length cap log-uniformly from here "
                                     "to --max-stream-tokens (default: every stream may reach the maximum)"),
+    "snapshot_every": (count(1), "save the model at step 0 and every this many steps as "
+                                 "OUT/snapshots/step-NNNNNN.safetensors (the series `bdh-graph emergence` reads)"),
 }
 
 
@@ -57,6 +59,9 @@ def register(sub) -> None:
     p.add_argument("--dropout", type=checked(float, between(0, 1)), default=BUNDLED_CONFIG.dropout,
                    help="dropout probability while training")
     p.add_argument("--no-layer-norm", action="store_true", help="train the Normfree variant")
+    p.add_argument("--damping", action=argparse.BooleanOptionalAction, default=BUNDLED_CONFIG.damping,
+                   help="give each head a learned damping factor gamma in (0, 1): the synaptic state decays by gamma "
+                        "before every read (time constants start log-spaced from 32 to 2048 tokens)")
     for name, (kind, text) in TRAIN_OPTIONS.items():
         p.add_argument(flag(name), type=kind, default=getattr(BUNDLED_TRAINING, name), help=text)
     p.add_argument("--carry-state", action=argparse.BooleanOptionalAction, default=BUNDLED_TRAINING.carry_state,
@@ -113,7 +118,7 @@ def cmd_train(args) -> int:
     model_config = BDHConfig(
         n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head,
         mlp_internal_dim_multiplier=args.mlp_internal_dim_multiplier, dropout=args.dropout,
-        layer_norm=not args.no_layer_norm,
+        layer_norm=not args.no_layer_norm, damping=args.damping,
     )
     cfg = train_config(args)
     text = read_text(args.text) if args.text is not None else None

@@ -4,7 +4,10 @@
 - Released format: a ``.pt`` file holding a plain ``state_dict`` (``encoder``, ``encoder_v``, ``decoder``,
   ``embed.weight``, ``lm_head``, ``attn.freqs``). It is read with ``torch.load(weights_only=True)``, which
   never unpickles arbitrary objects. Sizes are inferred from the shapes; ``n_layer`` cannot be, so it is the
-  released 6 unless given.
+  released 6 unless given. The released code has no damping: a released file loads undamped, and a damped model
+  cannot be saved in this format.
+- A damped model (``BDHConfig.damping``) has one more tensor, ``attn.damping`` (n_head,): the free parameter ``p``
+  of the damping factors ``gamma = sigmoid(p)``, each of which must lie strictly inside (0, 1) in float64.
 
 Every checkpoint is checked (keys, shapes, dtypes, finite values, RoPE frequencies) before a model is built; a
 file that fails a check (or a folder given as a checkpoint) raises ``CheckpointError`` naming the file, a missing
@@ -31,6 +34,7 @@ FORMAT_KEY = "format"
 FORMAT = "bdh_graph/1"
 RELEASED_N_LAYER = 6
 CHECKPOINT_KEYS = ("attn.freqs", "decoder", "embed.weight", "encoder", "encoder_v", "lm_head")
+DAMPING_KEY = "attn.damping"
 COMPILED_PREFIX = "_orig_mod."  # torch.compile wraps the released model; its state_dict keys carry this prefix
 
 
@@ -43,6 +47,7 @@ def expected_shapes(config: BDHConfig) -> dict[str, tuple[int, ...]]:
         "embed.weight": (V, d),
         "lm_head": (d, V),
         "attn.freqs": (1, 1, 1, N),
+        **({DAMPING_KEY: (h,)} if config.damping else {}),
     }
 
 
@@ -112,14 +117,16 @@ def infer_config(state: dict[str, torch.Tensor], where: str, **overrides) -> BDH
 
 def check_state(state: dict[str, torch.Tensor], config: BDHConfig, where: str) -> None:
     """Refuse a state_dict whose keys, shapes, dtypes, values or RoPE frequencies do not fit ``config``."""
-    missing = sorted(set(CHECKPOINT_KEYS) - set(state))
-    unexpected = sorted(set(state) - set(CHECKPOINT_KEYS))
+    shapes = expected_shapes(config)
+    missing = sorted(set(shapes) - set(state))
+    unexpected = sorted(set(state) - set(shapes))
     if missing or unexpected:
+        why = " (a damped model's checkpoint has attn.damping)" if DAMPING_KEY in missing + unexpected else ""
         raise CheckpointError(
             f"checkpoint '{where}': missing keys {missing}, unexpected keys {unexpected}; "
-            f"expected exactly {list(CHECKPOINT_KEYS)}"
+            f"expected exactly {sorted(shapes)}{why}"
         )
-    for key, shape in expected_shapes(config).items():
+    for key, shape in shapes.items():
         tensor = state[key]
         if tuple(tensor.shape) != shape:
             raise CheckpointError(
@@ -136,6 +143,12 @@ def check_state(state: dict[str, torch.Tensor], config: BDHConfig, where: str) -
         raise CheckpointError(
             f"checkpoint '{where}': attn.freqs differ from the RoPE frequencies of N={config.N} (theta=2**16)"
         )
+    if config.damping:
+        gamma = torch.sigmoid(state[DAMPING_KEY].double())
+        outside = [round(float(g), 6) for g in gamma if not 0.0 < float(g) < 1.0]
+        if outside:
+            raise CheckpointError(f"checkpoint '{where}': {DAMPING_KEY} gives damping factors {outside}, expected "
+                                  f"each gamma = sigmoid({DAMPING_KEY}) strictly inside (0, 1)")
 
 
 def load_model(path: str | os.PathLike | None = None, **config_overrides) -> BDH:
@@ -164,6 +177,9 @@ def load_model(path: str | os.PathLike | None = None, **config_overrides) -> BDH
     else:
         state = _read_state_dict(path)
         config = infer_config(state, str(path), **config_overrides)
+        if config.damping:
+            raise CheckpointError(f"checkpoint '{path}': a released .pt checkpoint has no damping to load (the "
+                                  "released code has none); load it undamped, without damping=True")
     check_state(state, config, str(path))
     model = BDH(config).to(dtype=state["encoder"].dtype)
     model.load_state_dict(state, strict=True)
@@ -187,6 +203,9 @@ def save_model(model: BDH, path: str | os.PathLike) -> Path:
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata=metadata)
     elif path.suffix in (".pt", ".pth"):
+        if model.config.damping:
+            raise ValueError(f"save_model: cannot save a damped model as '{path}': the released .pt format is for "
+                             "the released code, which has no damping; save it as .safetensors")
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     else:
@@ -208,4 +227,5 @@ def describe(model: BDH) -> dict:
         "parameters": parameter_count(model),
         "dtype": str(model.decoder.dtype).removeprefix("torch."),
         "bytes": sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+        "time_constants_tokens": [round(float(tau), 2) for tau in model.time_constants()] if c.damping else None,
     }

@@ -12,6 +12,9 @@ class BDHConfig:
 
     ``N = mlp_internal_dim_multiplier * n_embd // n_head`` neurons per head, ``n = n_head * N`` in all.
     ``layer_norm=False`` selects the Normfree variant (every LayerNorm is the identity).
+    ``damping=True`` gives each head a learned damping factor ``gamma_h`` in (0, 1): the synaptic write made at
+    token s reaches the read at token t > s with weight ``gamma_h ** (t - s)`` (docs/model.md, section 7). Off, the
+    state never decays, as in the released code.
     """
 
     n_layer: int = 6
@@ -21,6 +24,7 @@ class BDHConfig:
     vocab_size: int = 256
     dropout: float = 0.1
     layer_norm: bool = True
+    damping: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_embd", "n_head", "mlp_internal_dim_multiplier", "vocab_size"):
@@ -29,8 +33,9 @@ class BDHConfig:
                 raise ValueError(f"BDHConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"BDHConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.layer_norm, bool):
-            raise ValueError(f"BDHConfig.layer_norm must be a bool, got {self.layer_norm!r}")
+        for name in ("layer_norm", "damping"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"BDHConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if (self.mlp_internal_dim_multiplier * self.n_embd) % self.n_head:
             raise ValueError(
                 f"BDHConfig: mlp_internal_dim_multiplier * n_embd = "

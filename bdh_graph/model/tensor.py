@@ -13,6 +13,10 @@ Parallel form, for tokens ``tok[0..T-1]`` (one set of weights shared by all laye
 Recurrent form: per layer and head a state ``rho`` (d, N), zero at the start;
 ``a_t = rho @ (R_t x_t)`` is read before the Hebbian write ``rho += v_t (R_t x_t)^T``.
 
+Damping (``BDHConfig.damping``; docs/model.md section 7): head h has a learned factor ``gamma_h`` in (0, 1) and the
+write made at token s reaches the read at token t > s with weight ``gamma_h ** (t - s)``. Recurrent form:
+``rho <- gamma_h rho`` before each read; parallel form: the causal scores multiplied by ``gamma_h ** (t - s)``.
+
 Parameter names equal the released checkpoint keys: ``encoder`` is D_x, ``encoder_v`` is D_y,
 ``decoder`` is E (transposed: ``z = y @ decoder``), ``embed.weight``, ``lm_head``, ``attn.freqs``.
 """
@@ -31,6 +35,16 @@ ROPE_THETA = 2.0**16
 LN_EPS = 1e-5
 INIT_STD = 0.02
 IGNORE_INDEX = -100  # a target the loss skips (padding past the end of a document)
+DAMPING_TIME_CONSTANTS = (32.0, 2048.0)  # tokens: a damped model's heads start log-spaced over this range
+
+
+def initial_damping(n_head: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The free parameter of the damping factors at initialisation: ``gamma_h = sigmoid(p_h) = exp(-1/tau_h)`` with
+    ``tau_h`` log-spaced over ``DAMPING_TIME_CONSTANTS`` (one head: their geometric mean). Shape (n_head,)."""
+    low, high = (math.log(t) for t in DAMPING_TIME_CONSTANTS)
+    spread = torch.linspace(low, high, n_head, dtype=torch.float64) if n_head > 1 else torch.tensor([(low + high) / 2])
+    rate = 1.0 / torch.exp(spread)  # -log gamma
+    return (-rate - torch.log(-torch.expm1(-rate))).to(dtype)  # logit(gamma) = log gamma - log(1 - gamma)
 
 
 def rope_frequencies(N: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -79,11 +93,19 @@ class LinearAttention(nn.Module):
 
     For positions ``t = t0 .. t0+T-1`` of a window: ``a_t = rho R_t x_t + sum_{t0 <= tau < t} <R_t x_t, R_tau x_tau> v_tau``,
     and the state after the window is ``rho + sum_tau v_tau (R_tau x_tau)^T`` (the recurrent form's writes, in bulk).
+    With damping, a term written at ``tau`` and read at ``t`` is weighted by ``gamma ** (t - tau)``, the carried
+    ``rho`` counting as written at ``t0 - 1``.
     """
 
     def __init__(self, config: BDHConfig):
         super().__init__()
         self.freqs = nn.Buffer(rope_frequencies(config.N).view(1, 1, 1, config.N))
+        # gamma_h = sigmoid(damping_h): a free parameter that cannot take gamma out of (0, 1)
+        self.damping = nn.Parameter(initial_damping(config.n_head)) if config.damping else None
+
+    def log_decay(self) -> torch.Tensor | None:
+        """``log gamma`` per head, (h,), or None without damping (logsigmoid keeps it exact for gamma near 1)."""
+        return None if self.damping is None else F.logsigmoid(self.damping)
 
     def forward(self, x: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor = 0, rho: torch.Tensor | None = None):
         """``x`` (B, h, T, N), ``v`` (B, 1, T, d), ``start`` the position of the first token (int or (B,)),
@@ -92,11 +114,21 @@ class LinearAttention(nn.Module):
         offsets = torch.arange(T, device=x.device).view(1, 1, T, 1)
         positions = (torch.as_tensor(start, device=x.device).view(-1, 1, 1, 1) + offsets).to(self.freqs.dtype)
         xr = rope(x, *rope_cos_sin(positions, self.freqs))  # B, h, T, N
-        scores = (xr @ xr.mT).tril(diagonal=-1)  # B, h, T, T
-        a = scores @ v  # B, h, T, d
+        scores = xr @ xr.mT  # B, h, T, T
+        log_gamma = self.log_decay()
+        if log_gamma is not None:
+            # gamma ** (t - s) from integer lags in log space: no power overflows, small ones underflow to 0, not NaN
+            lags = (offsets - offsets.mT).clamp(min=0).to(x.dtype)  # 1, 1, T, T
+            scores = scores * torch.exp(lags * log_gamma.view(1, -1, 1, 1))
+        a = scores.tril(diagonal=-1) @ v  # B, h, T, d
         if rho is None:
             return a, None
-        return a + xr @ rho.mT, rho + v.mT @ xr  # read the carried state; write the window's v x^T into it
+        if log_gamma is None:
+            return a + xr @ rho.mT, rho + v.mT @ xr  # read the carried state; write the window's v x^T into it
+        steps = offsets.to(x.dtype) * log_gamma.view(1, -1, 1, 1)  # 1, h, T, 1: log gamma ** i
+        read = (xr @ rho.mT) * torch.exp(steps + log_gamma.view(1, -1, 1, 1))  # carried part decays by gamma ** (i+1)
+        written = v.mT @ (xr * torch.exp((T - 1) * log_gamma.view(1, -1, 1, 1) - steps))  # gamma ** (T-1-i)
+        return a + read, rho * torch.exp(T * log_gamma).view(1, -1, 1, 1) + written
 
     def cos_sin_at(self, t: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE cos/sin at position ``t`` (int, or one per sequence), exactly as the parallel form computes them.
@@ -144,6 +176,19 @@ class BDH(nn.Module):
 
     def _ln(self, u: torch.Tensor) -> torch.Tensor:
         return layer_norm(u, self.config.layer_norm)
+
+    def decay(self) -> torch.Tensor:
+        """The damping factor ``gamma_h`` of each head, (h,) in the model's dtype (ones without damping): the state
+        ``rho`` of head h is multiplied by it before every read."""
+        log_gamma = self.attn.log_decay()
+        if log_gamma is None:
+            return torch.ones(self.config.n_head, dtype=self.decoder.dtype, device=self.decoder.device)
+        return torch.exp(log_gamma.detach())
+
+    def time_constants(self) -> torch.Tensor:
+        """``tau_h = -1 / ln gamma_h`` in tokens, (h,) (inf without damping): a write keeps ``exp(-s / tau)`` of
+        itself ``s`` tokens later."""
+        return -1.0 / torch.log(self.decay().double())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: RecurrentState | None = None):
         """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``.
@@ -204,12 +249,15 @@ class BDH(nn.Module):
         if state.rho.shape[1] != B:
             raise ValueError(f"state holds {state.rho.shape[1]} sequences, tokens has {B}")
         cos, sin = self.attn.cos_sin_at(state.position)
+        gamma = self.decay().view(1, -1, 1, 1) if self.config.damping else None
         v = self._ln(self.embed(tokens))  # B, d
         xs, ys, as_, vs = [], [], [], [v]
         for layer in range(self.config.n_layer):
             rho = state.rho[layer]  # B, h, d, N
             x = F.relu(v[:, None, None, :] @ self.encoder).squeeze(2)  # B, h, N (a batched matmul avoids a copy of D_x)
             k = rope(x, cos, sin)
+            if gamma is not None:
+                rho.mul_(gamma)  # damping: the state decays before the read
             a = torch.einsum("bhdn,bhn->bhd", rho, k)  # read before write
             rho.add_(v[:, None, :, None] * k[:, :, None, :])  # Hebbian write
             y = F.relu(torch.einsum("bhd,hdn->bhn", self._ln(a), self.encoder_v)) * x

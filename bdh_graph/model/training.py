@@ -16,7 +16,14 @@ Two ways to read the training text:
 An output folder holds ``model.safetensors`` (the project format) and ``train_state.pt`` (optimizer, step,
 random-number states, the streams and their synaptic state, and the loss history, read back with
 ``weights_only=True``). Both are written atomically after every evaluation, so an interrupted run resumes from
-its last evaluation, bit for bit.
+its last evaluation, bit for bit. With ``snapshot_every = K`` the model is also saved before the first step and
+after every K-th, as ``snapshots/step-NNNNNN.safetensors`` (the series an emergence study reads); a resumed run
+writes the snapshots it had not reached, equal to those of an uninterrupted run.
+
+A damped model's damping parameters are not weight-decayed (decay would pull every gamma towards 1/2) and learn at
+``DAMPING_LR_SCALE`` times the learning rate (Adam moves a parameter by about the learning rate a step: at 3e-4 a
+fine-tune of a thousand steps could move a time constant by a fifth at most), and a damped run may start (``init``) from an undamped checkpoint of the same sizes: its damping starts at the
+initial spread of time constants.
 """
 from __future__ import annotations
 
@@ -36,6 +43,13 @@ from .tensor import BDH, IGNORE_INDEX
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
+SNAPSHOT_FOLDER = "snapshots"
+DAMPING_LR_SCALE = 10.0
+
+
+def snapshot_path(out_dir: str | Path, step: int) -> Path:
+    """Where a run saves its model after ``step`` optimizer steps: ``OUT/snapshots/step-NNNNNN.safetensors``."""
+    return Path(out_dir) / SNAPSHOT_FOLDER / f"step-{step:06d}.safetensors"
 
 
 @dataclass(frozen=True)
@@ -57,11 +71,14 @@ class TrainConfig:
     max_stream_tokens: int = 8192
     min_stream_tokens: int | None = None  # if set: each stream's length cap is drawn log-uniformly in [min, max]
     init: str | None = None  # start from this checkpoint's weights (same config) instead of a random init
+    snapshot_every: int | None = None  # if set: save the model at step 0 and every this many steps
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_batches", "max_stream_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.snapshot_every is not None and self.snapshot_every < 1:
+            raise ValueError(f"TrainConfig.snapshot_every must be >= 1, got {self.snapshot_every}")
         if self.min_stream_tokens is not None and not 1 <= self.min_stream_tokens <= self.max_stream_tokens:
             raise ValueError(f"TrainConfig: need 1 <= min_stream_tokens <= max_stream_tokens, got "
                              f"{self.min_stream_tokens} and {self.max_stream_tokens}")
@@ -172,18 +189,18 @@ def train(
     if isinstance(train_documents, torch.Tensor):
         train_documents = [train_documents]
     out_dir = Path(out_dir)
+    if resume:
+        _check_resumable(out_dir)  # before anything is created
     out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.snapshot_every is not None:
+        (out_dir / SNAPSHOT_FOLDER).mkdir(exist_ok=True)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     model = BDH(model_config)
     if cfg.init is not None:
-        start_weights = load_model(cfg.init, dropout=model_config.dropout)
-        if start_weights.config != model_config:
-            raise ValueError(f"--init checkpoint '{cfg.init}' has config {start_weights.config.to_dict()}, "
-                             f"the run asks for {model_config.to_dict()}")
-        model.load_state_dict(start_weights.state_dict())
+        _load_init(model, cfg.init)
     model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     history = {"step": [], "train_loss": [], "held_out_loss": []}
     streams = state = None
     if cfg.carry_state:
@@ -197,12 +214,14 @@ def train(
     start = 0
     if resume:
         start, history = _restore(out_dir, model, optimizer, generator, streams, state, model_config, cfg, device)
+    elif cfg.snapshot_every is not None:
+        save_model(model, snapshot_path(out_dir, 0))
     model.train()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="train")
     running = history["train_loss"][-1] if history["train_loss"] else None  # the smoothed loss goes on after a resume
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr_at(step)
+            group["lr"] = cfg.lr_at(step) * group["lr_scale"]
         if cfg.carry_state:
             x, y, fresh = streams.next_window()
             fresh = fresh.to(device)
@@ -219,6 +238,8 @@ def train(
         optimizer.step()
         running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
         bar.set_postfix(loss=f"{running:.3f}")
+        if cfg.snapshot_every is not None and (step + 1) % cfg.snapshot_every == 0:
+            save_model(model, snapshot_path(out_dir, step + 1))
         if (step + 1) % cfg.eval_interval == 0 or step + 1 == cfg.steps:
             held_out = held_out_loss(model, held_out_tokens, cfg)
             history["step"].append(step + 1)
@@ -232,6 +253,31 @@ def train(
             bar.write(message)
             _checkpoint(out_dir, model, optimizer, generator, step + 1, history, model_config, cfg, streams, state)
     return history
+
+
+def _load_init(model: BDH, path: str) -> None:
+    """Start ``model`` from the weights of checkpoint ``path``, which must have its sizes; an undamped checkpoint may
+    start a damped model (the damping keeps its initial values)."""
+    start = load_model(path, dropout=model.config.dropout)
+    if start.config.replace(damping=model.config.damping) != model.config or (start.config.damping
+                                                                                and not model.config.damping):
+        raise ValueError(f"--init checkpoint '{path}' has config {start.config.to_dict()}, "
+                         f"the run asks for {model.config.to_dict()}")
+    model.load_state_dict(start.state_dict(), strict=start.config.damping == model.config.damping)
+
+
+def _parameter_groups(model: BDH, weight_decay: float) -> list[dict]:
+    """AdamW's groups: every weight decayed at the scheduled rate, except the damping parameters (module docstring)."""
+    damping = [] if model.attn.damping is None else [model.attn.damping]
+    weights = [p for p in model.parameters() if not any(p is q for q in damping)]
+    groups = [{"params": weights, "weight_decay": weight_decay, "lr_scale": 1.0}]
+    return groups + ([{"params": damping, "weight_decay": 0.0, "lr_scale": DAMPING_LR_SCALE}] if damping else [])
+
+
+def _check_resumable(out_dir: Path) -> None:
+    if not (out_dir / STATE_FILE).is_file() or not (out_dir / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"cannot resume: '{out_dir}' has no {MODEL_FILE} and {STATE_FILE} "
+                                "(start the run without --resume)")
 
 
 def _checkpoint(out_dir, model, optimizer, generator, step, history, model_config, cfg, streams=None,
@@ -256,8 +302,6 @@ def _checkpoint(out_dir, model, optimizer, generator, step, history, model_confi
 
 def _restore(out_dir, model, optimizer, generator, streams, stream_state, model_config, cfg, device):
     state_path = out_dir / STATE_FILE
-    if not state_path.is_file() or not (out_dir / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"cannot resume: '{out_dir}' has no {MODEL_FILE} and {STATE_FILE}")
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as err:
