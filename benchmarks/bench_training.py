@@ -1,9 +1,10 @@
-"""Training throughput with and without carried state, same model, same window size.
+"""Training throughput with and without carried state, and with and without damping, same weights, same windows.
 
 Random windows (each from a zero state, as the released training code reads text) against streams (each window
-from the synaptic state its stream left, ``TrainConfig(carry_state=True)``). Both run the same optimizer step
+from the synaptic state its stream left, ``TrainConfig(carry_state=True)``), each for the undamped model and for the
+same weights with damping (``BDHConfig(damping=True)``, docs/model.md 7.3). All four run the same optimizer step
 (forward, backward, AdamW) on ``--batch-size`` windows of ``--block-size`` bytes of the default corpus; the steps
-alternate between the two, so that both medians come from one time window of the machine.
+alternate between the four, so that every median comes from one time window of the machine.
 
     python benchmarks/bench_training.py [--steps 6] [--warmup 1] [--threads 2]
 """
@@ -34,16 +35,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = BDH(BUNDLED_CONFIG)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    models = {False: BDH(BUNDLED_CONFIG), True: BDH(BUNDLED_CONFIG.replace(damping=True))}
+    models[True].load_state_dict(models[False].state_dict(), strict=False)
+    optimizers = {damped: torch.optim.AdamW(m.parameters(), lr=1e-4) for damped, m in models.items()}
     documents, _ = training_documents()
     cfg = TrainConfig(batch_size=args.batch_size, block_size=args.block_size, carry_state=True)
     generator = torch.Generator().manual_seed(0)
     streams, tokens = Streams(documents, cfg, generator), torch.cat(documents)
-    state = model.init_state(cfg.batch_size)
-    state.position = torch.zeros(cfg.batch_size, dtype=torch.long)
+    states = {damped: m.init_state(cfg.batch_size) for damped, m in models.items()}
+    for state in states.values():
+        state.position = torch.zeros(cfg.batch_size, dtype=torch.long)
 
-    def step(carry: bool) -> float:
+    def step(carry: bool, damped: bool) -> float:
+        model, optimizer, state = models[damped], optimizers[damped], states[damped]
         start = time.perf_counter()
         if carry:
             x, y, fresh = streams.next_window()
@@ -59,23 +63,26 @@ def main() -> None:
         optimizer.step()
         return time.perf_counter() - start
 
-    times = {False: [], True: []}
+    kinds = [(carry, damped) for damped in (False, True) for carry in (False, True)]
+    times = {kind: [] for kind in kinds}
     load = [os.getloadavg()[0]]
     for i in range(args.warmup + args.steps):
-        for carry in (False, True):
-            seconds = step(carry)
+        for kind in kinds:
+            seconds = step(*kind)
             if i >= args.warmup:
-                times[carry].append(seconds)
+                times[kind].append(seconds)
     load.append(os.getloadavg()[0])
     tokens_per_step = cfg.batch_size * cfg.block_size
     result = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "load_start_end": load, "batch": cfg.batch_size,
               "block": cfg.block_size, "model": BUNDLED_CONFIG.to_dict()}
-    for carry, name in ((False, "random_windows"), (True, "carried_state")):
-        median = statistics.median(times[carry])
-        result[name] = {"seconds_per_step": median, "tokens_per_second": tokens_per_step / median}
-    result["carried_over_random_time"] = (result["carried_state"]["seconds_per_step"]
-                                          / result["random_windows"]["seconds_per_step"])
+    median = {kind: statistics.median(seconds) for kind, seconds in times.items()}
+    for (carry, damped), seconds in median.items():
+        name = ("carried_state" if carry else "random_windows") + ("_damped" if damped else "")
+        result[name] = {"seconds_per_step": seconds, "tokens_per_second": tokens_per_step / seconds}
+    result["carried_over_random_time"] = median[True, False] / median[False, False]
+    result["damped_over_undamped_time"] = {"random_windows": median[False, True] / median[False, False],
+                                           "carried_state": median[True, True] / median[True, False]}
     print(json.dumps(result, indent=2))
 
 

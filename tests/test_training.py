@@ -8,7 +8,7 @@ import torch
 from bdh_graph import BDHConfig
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.model.tensor import BDH, IGNORE_INDEX
-from bdh_graph.model.evaluation import bits_per_byte_by_position
+from bdh_graph.model.evaluation import bits_per_byte_by_position, position_verdict
 from bdh_graph.model.training import MODEL_FILE, Streams, TrainConfig, train
 from bdh_graph.text import default_corpus, encode, split_documents_held_out, split_held_out
 
@@ -163,3 +163,12 @@ def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch, 
     assert resumed == reference  # losses, held-out losses (by position too) and steps
     full, again = load_model(tmp_path / "full" / MODEL_FILE), load_model(tmp_path / "run" / MODEL_FILE)
     assert all(torch.equal(full.state_dict()[k], again.state_dict()[k]) for k in full.state_dict())
+
+
+def test_position_verdict_tells_falling_holding_and_fading_loss_apart():
+    edges = [0, 256, 512, 1024, 2048, 4096]
+    verdict = lambda bits: position_verdict({"edges": edges, "bits_per_byte": bits, "segments": 1})  # noqa: E731
+    assert verdict([1.8, 1.8, 1.7, 1.65, 1.6]).startswith("the loss falls as context grows")
+    assert verdict([1.8, 1.81, 1.7, 1.65, 1.6]).startswith("working memory holds over 4096 bytes")
+    assert verdict([1.75, 1.76, 1.9, 2.08, 2.46]) == ("working memory fades with length: bytes [2048, 4096) cost 0.71 "
+                                                      "bits per byte more than bytes [0, 256) (2.46 against 1.75)")

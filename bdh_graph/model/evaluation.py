@@ -75,11 +75,15 @@ def bits_per_byte_by_position(
 
 
 def position_verdict(result: dict) -> str:
-    """One line on a :func:`bits_per_byte_by_position` result: does the model read later bytes as well as the first
-    ones (no bucket more than ``HOLDS_WITHIN`` bits above the first), or how much worse the worst bucket is."""
+    """One line on a :func:`bits_per_byte_by_position` result: the loss falls as context grows (every later bucket at
+    or below the first), or the memory holds (no bucket more than ``HOLDS_WITHIN`` bits above the first), or how much
+    worse the worst bucket is."""
     edges, bits = result["edges"], result["bits_per_byte"]
     worst = max(range(1, len(bits)), key=lambda j: bits[j], default=0)
     excess = bits[worst] - bits[0]
+    if excess <= 0:
+        return (f"the loss falls as context grows: every bucket up to {edges[-1]} bytes is at or below the first "
+                f"({bits[0]:.2f}; the last {bits[-1]:.2f})")
     if excess <= HOLDS_WITHIN:
         return (f"working memory holds over {edges[-1]} bytes: no bucket is more than {HOLDS_WITHIN} bits per byte "
                 f"above the first ({bits[0]:.2f})")
