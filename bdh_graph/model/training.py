@@ -21,9 +21,10 @@ after every K-th, as ``snapshots/step-NNNNNN.safetensors`` (the series an emerge
 writes the snapshots it had not reached, equal to those of an uninterrupted run.
 
 A damped model's damping parameters are not weight-decayed (decay would pull every gamma towards 1/2) and learn at
-``DAMPING_LR_SCALE`` times the learning rate (Adam moves a parameter by about the learning rate a step: at 3e-4 a
-fine-tune of a thousand steps could move a time constant by a fifth at most), and a damped run may start (``init``) from an undamped checkpoint of the same sizes: its damping starts at the
-initial spread of time constants.
+``DAMPING_LR_SCALE`` times the learning rate (Adam moves a parameter by at most about the learning rate a step: at
+3e-4, with warm-up and cosine decay, 500 steps could change a time constant by a tenth at most; at 30x
+by a factor of about 10), and a damped run may start (``init``) from an undamped checkpoint of the same sizes: its
+damping starts at the initial spread of time constants.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from .tensor import BDH, IGNORE_INDEX
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
 SNAPSHOT_FOLDER = "snapshots"
-DAMPING_LR_SCALE = 10.0
+DAMPING_LR_SCALE = 30.0
 
 
 def snapshot_path(out_dir: str | Path, step: int) -> Path:
