@@ -12,9 +12,10 @@ from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
 from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
                       ValidationResult, build_network, load_recording, load_spikes, validate)
+from .experiments import memory_experiments
 
 __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK",
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
-           "Synapse", "load_recording", "BDHGraphError", "CheckpointError", "FileFormatError", "MissingExtraError", "MonitorError",
+           "Synapse", "load_recording", "memory_experiments", "BDHGraphError", "CheckpointError", "FileFormatError", "MissingExtraError", "MonitorError",
            "StateMismatchError"]

@@ -26,7 +26,7 @@ from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
 from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
-from bdh_graph.network.memory import memory_experiments
+from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.network.recordings import load_recording
 from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
 

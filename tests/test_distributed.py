@@ -22,7 +22,7 @@ from bdh_graph.distributed import CONNECT_TIMEOUT, Scheduler, engine, parse_sche
 from bdh_graph.graphs import Strongest, Threshold, TopK, graph_factors, neuron_graphs, product_graph
 from bdh_graph.graphs.neuron_graphs import strongest_of
 from bdh_graph.interpretability.monosemantic import find_concept_synapses
-from bdh_graph.network.memory import memory_experiments
+from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.text.concepts import matched_sentences
 
 distributed = pytest.importorskip("distributed", reason="needs the distributed extra: pip install -e '.[distributed]'")

@@ -43,10 +43,10 @@ from scipy.special import log_softmax
 import torch
 
 from ..distributed import engine
-from .address import Synapse
-from .monitors import Monitor
-from .network import build_network
-from .neurons import as_tokens
+from ..network import build_network
+from ..network.address import Synapse
+from ..network.monitors import Monitor
+from ..network.neurons import as_tokens
 
 REPEAT_BYTES = 256  # the passage read twice: the text's first bytes
 DEFAULT_STRONGEST = (1000,)
