@@ -1,10 +1,12 @@
 """bdh_graph: the BDH (Dragon Hatchling) language model as an explicit graph of neurons and Hebbian synapses.
 
-Rooms, in the order data flows through them: ``model`` (config, tensor BDH, checkpoints, training) -> ``text``
-(byte tokens, default corpus, concept sentences) -> ``graphs`` (neuron graphs, pruning, exports) -> ``network``
-(neurons, synapses, wirings, spikes, monitors, state files, validation; run by ``kernels``) ->
-``interpretability`` and ``structure`` (statistics) -> ``plots`` and ``interop`` (SONATA circuits, NWB
-recordings); ``cli`` is the ``bdh-graph`` command.
+Rooms, each importing only those before it (README, "What is inside"; tests/test_rooms.py checks it): the ground,
+``errors`` -> ``files`` -> ``distributed`` (tasks in this process or on Dask); then in the order data flows,
+``text`` (byte tokens, default corpus, concept sentences) -> ``model`` (config, tensor BDH, checkpoints, training)
+-> ``graphs`` (neuron graphs, pruning, exports) -> ``kernels`` (where the network runs; arrays only) -> ``network``
+(neurons, synapses, wirings, spikes, monitors, state files, validation) -> ``interop`` (SONATA circuits, NWB
+recordings) -> ``interpretability`` and ``structure`` (statistics) -> ``experiments`` (working memory) -> ``plots``
+-> ``cli`` (the ``bdh-graph`` command).
 """
 from .errors import (BDHGraphError, CheckpointError, FileFormatError, MissingExtraError, MonitorError, NonFiniteError,
                      StateMismatchError)
