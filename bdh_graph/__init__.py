@@ -8,8 +8,8 @@ Rooms, each importing only those before it (README, "What is inside"; tests/test
 recordings) -> ``interpretability`` and ``structure`` (statistics) -> ``experiments`` (working memory) -> ``plots``
 -> ``cli`` (the ``bdh-graph`` command).
 """
-from .errors import (BDHGraphError, CheckpointError, FileFormatError, MissingExtraError, MonitorError, NonFiniteError,
-                     StateMismatchError)
+from .errors import (BDHGraphError, CheckpointError, FileFormatError, GraphInputError, MissingExtraError, MonitorError,
+                     NonFiniteError, NotAGraphError, StateMismatchError)
 from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
 from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
@@ -19,5 +19,5 @@ from .experiments import memory_experiments
 __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Circuits", "Threshold", "TopK",
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
-           "Synapse", "load_recording", "memory_experiments", "BDHGraphError", "CheckpointError", "FileFormatError", "MissingExtraError", "MonitorError",
-           "StateMismatchError"]
+           "Synapse", "load_recording", "memory_experiments", "BDHGraphError", "CheckpointError", "FileFormatError",
+           "MissingExtraError", "MonitorError", "GraphInputError", "NotAGraphError", "StateMismatchError"]

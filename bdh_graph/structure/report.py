@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ..distributed import engine
+from ..errors import GraphInputError
 from ..graphs import Circuits, GraphFactors, Strongest, product_graph
 from . import degrees
 from .powerlaw_fit import PowerLawFit, fit_power_law
@@ -247,7 +248,7 @@ def degree_fits(A, n_bootstrap: int = 100, seed: int = 0, progress: bool = False
     for k in ("in", "out"):
         try:
             fits[k] = fit_power_law(deg[k], n_bootstrap=n_bootstrap, seed=seed, progress=progress)
-        except ValueError as err:
+        except GraphInputError as err:  # too few distinct degrees: the report says why there is no fit
             fits[k] = str(err)
     return deg, fits
 
@@ -269,12 +270,12 @@ def _analysed(circuits: Circuits, circuit: str, beta: float | None):
     (default: the smallest weight kept) and ``A``, its edges of weight >= beta; refused when none is left."""
     full, ids = circuits.square(circuit)
     if full.nnz == 0:
-        raise ValueError(f"the {circuit} circuit has no edges (largest |G| = "
+        raise GraphInputError(f"the {circuit} circuit has no edges (largest |G| = "
                          f"{circuits.meta.get('largest_abs_weight', float('nan')):.4g}): choose a smaller beta")
     beta = float(full.data.min()) if beta is None else float(beta)
     A = at_beta(full, beta)
     if A.nnz == 0:
-        raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
+        raise GraphInputError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
     return full, ids, beta, A
 
 
@@ -295,7 +296,7 @@ def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: flo
     sweep_full = full if sweep_circuits is None else sweep_circuits.square(circuit)[0]
     for b in sweep_betas:
         if b < sweep_full.data.min():
-            raise ValueError(f"sweep beta {b:g} is below the smallest weight kept ({sweep_full.data.min():.4g}): "
+            raise GraphInputError(f"sweep beta {b:g} is below the smallest weight kept ({sweep_full.data.min():.4g}): "
                              "extract the graph with a lower threshold first")
     timings = {}
     t = time.perf_counter()
@@ -336,7 +337,7 @@ def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "exc
     _, _, beta, A = _analysed(circuits, circuit, beta)
     m = int(A.nnz)
     if baseline is not None and baseline.shape != factors.shape:
-        raise ValueError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
+        raise GraphInputError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
     with engine(scheduler) as eng:  # one cluster for every step: tiles, sweeps, the baseline's
         counts = ladder_counts(m, ladder)
         options = dict(seeds=seeds, n_bootstrap=n_bootstrap, directed=directed, weighted=weighted, nulls=nulls,
@@ -355,7 +356,7 @@ def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "exc
             base = _strongest(baseline, None, circuit, max(counts), progress, eng)
             base_full = base.square(circuit)[0]
             if base_full.nnz < m:
-                raise ValueError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
+                raise GraphInputError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
                                  "analysed here")
             base_beta, *base_betas = betas_for_edges(base_full, [m, *(c for c in counts if c != m and
                                                                        c <= base_full.nnz)])
