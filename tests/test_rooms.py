@@ -62,3 +62,22 @@ def test_the_import_reader_sees_relative_and_absolute_imports():
     assert imported_rooms(PACKAGE / "plots" / "network.py") >= {"interop", "network"}
     assert imported_rooms(PACKAGE / "cli" / "__init__.py") >= {"cli"}
     assert "errors" in imported_rooms(PACKAGE / "distributed.py")
+
+
+def test_test_modules_share_code_through_helpers_only():
+    """A test module never imports another (its test functions are not helpers): shared code is in helpers.py,
+    fixtures in conftest.py."""
+    tests = sorted(Path(__file__).parent.glob("test_*.py"))
+    importing = {path.name: sorted(name for name in module_imports(path) if name.startswith("test_")) for path in tests}
+    assert {name: found for name, found in importing.items() if found} == {}
+
+
+def module_imports(path: Path) -> set[str]:
+    """The top-level names of the modules that the module at ``path`` imports (absolute imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
