@@ -23,11 +23,11 @@ from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 from bdh_graph.cli import build_parser, main
 from bdh_graph.cli.demo import DEMO_SECTIONS
 from bdh_graph.cli.model_commands import train_config
+from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
 from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
-from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.network.recordings import load_recording
 from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
 

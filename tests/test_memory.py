@@ -15,10 +15,10 @@ from helpers import TINY, random_model, run_json, tiny_checkpoint
 
 from bdh_graph.cli import main
 from bdh_graph.graphs import TopK, graph_factors
+from bdh_graph.experiments.memory import (HebbianFactors, MemoryResult, Reading, memory_experiments,
+                                          strongest_synapses)
 from bdh_graph.model.tensor import layer_norm, rope, rope_cos_sin
 from bdh_graph.network import build_network
-from bdh_graph.experiments.memory import (HebbianFactors, MemoryResult, Reading, memory_experiments,
-                                      strongest_synapses)
 from bdh_graph.text import encode
 
 TEXT = "Dragons hatch from eggs; dragons hatch."
