@@ -2,7 +2,7 @@
 
 Three kinds of work split into independent tasks: the row (or column) tiles of a graph product
 (``graphs.neuron_graphs``), the graphs of a modularity sweep, observed and null (``structure.sweep``), and the
-readings or sentences of a batch run (``network.memory``, ``interpretability.monosemantic``). Each is written as
+readings or sentences of a batch run (``experiments.memory``, ``interpretability.monosemantic``). Each is written as
 a task function, a pure function of its arguments defined at module level; an :class:`Engine` maps it over the
 tasks' arguments and hands the results back with their index, to be combined in index order (or by a rule that
 does not depend on the order).

@@ -26,6 +26,15 @@ class StateMismatchError(BDHGraphError, ValueError):
     """A saved state belongs to another network or run (other weights, wiring, pruning, dtype, mode, ...)."""
 
 
+class GraphInputError(BDHGraphError, ValueError):
+    """A graph, or an argument of a statistic on graphs, is not what the statistic needs: not square, negative
+    weights, no edges, an edge count or threshold out of range, an unknown null model or backend."""
+
+
+class NotAGraphError(GraphInputError, TypeError):
+    """The input is not a 2-d ``scipy.sparse`` graph at all (a ``TypeError`` too, as before)."""
+
+
 class MonitorError(BDHGraphError, RuntimeError):
     """A monitor was used out of order (read before it was attached to a network) or cannot watch this network."""
 

@@ -20,9 +20,8 @@ from bdh_graph.cli import build_parser, main
 from bdh_graph.graphs import Threshold, TopK
 from bdh_graph.kernels import check_device, get_backend, reference, set_backend
 from bdh_graph.network import build_network
-from helpers import random_model
+from helpers import assert_kernels_equal_numpy_twins, random_csr, random_model, sparse_vector
 
-TOL = {np.float64: 1e-12, np.float32: 1e-5}
 ROUND_OFF = 1e-12
 TOKENS = np.random.default_rng(5).integers(0, 256, 16)
 CONFIGS = {
@@ -44,78 +43,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- kernels ---------------------------------------------------------------------------------------------------
-def random_csr(rng, shape, density):
-    g = sp.random_array(shape, density=density, format="csr", rng=rng)
-    g.data = rng.normal(size=g.nnz)
-    return g
-
-
-def sparse_vector(rng, n, fraction):
-    return rng.normal(size=n) * (rng.random(n) < fraction)
-
-
-def kernel_cases(rng, fraction):
-    """``case: arguments`` on the host (a case is a kernel's name, then what varies): a scipy graph stands for its
-    CSR arrays, int arrays are neuron ids. "heads": an output or signal with one row per block of the graph's rows
-    (3 heads of 100 rows, 4 of 50 in ``M``), so that one call serves every head."""
-    w = sparse_vector(rng, 300, fraction)
-    M = rng.normal(size=(200, 67))
-    rows = np.flatnonzero(sparse_vector(rng, 200, fraction))
-    pre, post = sparse_vector(rng, 50, fraction), sparse_vector(rng, 90, fraction)
-    g = random_csr(rng, (300, 257), 0.05)
-    K = 5  # steps of a sum of outer products: each step has its own active rows and columns
-    steps = lambda n: np.stack([sparse_vector(rng, n, fraction) for _ in range(K)])  # noqa: E731
-    R, C, C_graph = steps(90), steps(50), steps(257)
-    post_ids, pre_ids = np.flatnonzero(abs(R).sum(0)), np.flatnonzero(abs(C).sum(0))
-    heads = sparse_vector(rng, 3 * 257, 0.5).reshape(3, 257)  # with silent entries, as a read of A is
-    return {
-        "push": (g, np.flatnonzero(w), w[w != 0], np.ones(257)),
-        "push heads": (g, np.flatnonzero(w), w[w != 0], np.ones((3, 257))),
-        "pull": (g, np.flatnonzero(w), sparse_vector(rng, 257, 0.5), np.full(np.count_nonzero(w), np.nan)),
-        "pull heads": (g, np.flatnonzero(w), heads, np.full(np.count_nonzero(w), np.nan)),
-        "rows_combine": (M, rows, rng.normal(size=len(rows)), np.ones(67)),
-        "rows_combine heads": (M, rows, sparse_vector(rng, 3 * len(rows), 0.5).reshape(3, -1), np.ones((3, 67))),
-        "rows_dot": (M, rows, rng.normal(size=67), np.full(len(rows), np.nan)),
-        "rows_dot heads": (M, rows, rng.normal(size=(4, 67)), np.full(len(rows), np.nan)),
-        "outer_add": (rng.normal(size=(50, 90)), np.flatnonzero(pre), pre[pre != 0], np.flatnonzero(post),
-                      post[post != 0]),
-        "graph_outer_add": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5)),
-        "product_add": (rng.normal(size=(90, 50)), post_ids, R[:, post_ids], pre_ids, C[:, pre_ids]),
-        "graph_product_add": (g, np.flatnonzero(w), steps(300)[:, np.flatnonzero(w)], C_graph),
-        "graph_read_write": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5), np.ones(257)),
-        "graph_read_write heads": (g, np.flatnonzero(w), w[w != 0], sparse_vector(rng, 257, 0.5),
-                                   np.ones((3, 257))),
-        "rows_read_write heads": (M, rows, rng.normal(size=len(rows)), np.flatnonzero(post[:67]),
-                                  post[:67][post[:67] != 0], np.ones((4, 67))),
-    }
-
-
-def run_kernel(backend, case, host_args, dtype):
-    """Run the kernel of ``case`` on ``backend`` with its own copies of ``host_args``; its events and every array
-    after."""
-    args = []
-    for a in host_args:
-        if sp.issparse(a):
-            args.extend(backend.graph(a, dtype)[:3])
-        elif a.dtype.kind == "i":
-            args.append(backend.index_array(a))
-        else:
-            args.append(backend.asarray(a, dtype))
-    events = getattr(backend, case.split()[0])(*args)
-    return events, [backend.to_numpy(a).copy() for a in args]
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 1.0])  # few rows apart, many, all: each path
 def test_kernels_equal_numpy_twins(backend, fraction, dtype):
-    numpy_backend = get_backend("numpy")
-    for case, host_args in kernel_cases(np.random.default_rng(int(fraction * 10)), fraction).items():
-        events, arrays = run_kernel(backend, case, host_args, dtype)
-        expected_events, expected = run_kernel(numpy_backend, case, host_args, dtype)
-        assert events == expected_events and isinstance(events, int), case
-        for actual, want in zip(arrays, expected):
-            scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-            np.testing.assert_allclose(actual, want, rtol=0, atol=TOL[dtype] * scale, err_msg=case)
+    assert_kernels_equal_numpy_twins(backend, fraction, dtype)
 
 
 def test_sums_of_outer_products_are_their_definition():

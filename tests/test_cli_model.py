@@ -9,6 +9,7 @@ import math
 import shlex
 import subprocess
 import sys
+import zipfile
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
@@ -22,11 +23,11 @@ from helpers import TINY as CONFIG, run_json, tiny_checkpoint
 from bdh_graph.cli import build_parser, main
 from bdh_graph.cli.demo import DEMO_SECTIONS
 from bdh_graph.cli.model_commands import train_config
+from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
 from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
 from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
-from bdh_graph.network.memory import memory_experiments
 from bdh_graph.network.recordings import load_recording
 from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
 
@@ -71,7 +72,9 @@ def test_info_reports_sizes_and_the_scale_of_beta(capsys, checkpoint):
 def test_generate_is_seeded_and_continues_the_prompt(capsys, checkpoint):
     a = run_json(capsys, "generate", checkpoint, "--prompt", "abc", "--max-new-tokens", "12", "--seed", "3")
     b = run_json(capsys, "generate", checkpoint, "--prompt", "abc", "--max-new-tokens", "12", "--seed", "3")
+    other = run_json(capsys, "generate", checkpoint, "--prompt", "abc", "--max-new-tokens", "12", "--seed", "4")
     assert a["text"] == b["text"] and a["text"].startswith("abc")
+    assert other["text"] != a["text"] and other["text"].startswith("abc")  # the seed is used, not ignored
 
 
 def test_next_byte_report_against_the_parallel_form(checkpoint):
@@ -115,10 +118,13 @@ def test_demo_announces_each_section_and_writes_its_files(capsys, checkpoint, tm
     assert report["spikes"]["validation"]["spike_steps"] == 16
     recording = load_recording(out / "network" / "recordings.npz")
     assert recording.tokens.tolist() == list(b"The quick brown fox jumps over the dog.")
-    for name in ("long_text.png", "memory_horizon.png", "degrees.png", "network/raster.png", "network/sparsity.png", "network/synapses.png",
-                 "spikes/spike_raster.png", "spikes/population_rate.png", "spikes/spikes.npz",
+    for name in ("long_text.png", "memory_horizon.png", "degrees.png", "network/raster.png", "network/sparsity.png",
+                 "network/synapses.png", "spikes/spike_raster.png", "spikes/population_rate.png",
                  "concept_synapse.png", "concept_synapse_test.png"):
-        assert (out / name).read_bytes()[:4] in (b"\x89PNG", b"PK\x03\x04"), name
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name  # the PNG signature
+    assert zipfile.is_zipfile(out / "spikes" / "spikes.npz")  # an .npz is a zip archive of .npy files
+    with np.load(out / "spikes" / "spikes.npz") as spikes:
+        assert spikes.files
     assert report["synapses"]["figures"] == [str(out / "concept_synapse.png"), str(out / "concept_synapse_test.png")]
     pruned = report["network"]["summary"].splitlines()[1]  # the pruned network's fidelity, beside the exact one's
     assert "(neuron wiring, an approximation)" in pruned and "(exact hub wiring: " in pruned

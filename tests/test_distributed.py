@@ -19,10 +19,10 @@ from scipy import sparse
 
 from bdh_graph.cli import main
 from bdh_graph.distributed import CONNECT_TIMEOUT, Scheduler, engine, parse_scheduler, task_rng
+from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.graphs import Strongest, Threshold, TopK, graph_factors, neuron_graphs, product_graph
 from bdh_graph.graphs.neuron_graphs import strongest_of
 from bdh_graph.interpretability.monosemantic import find_concept_synapses
-from bdh_graph.network.memory import memory_experiments
 from bdh_graph.text.concepts import matched_sentences
 
 distributed = pytest.importorskip("distributed", reason="needs the distributed extra: pip install -e '.[distributed]'")

@@ -1,4 +1,4 @@
-"""The working-memory experiments (``bdh_graph.network.memory``, ``bdh-graph memory``) against hand-written
+"""The working-memory experiments (``bdh_graph.experiments.memory``, ``bdh-graph memory``) against hand-written
 references: the parallel form with a forgetting mask and erased heads, the tensor model stepped from a fresh state,
 sigma summed from the Hebbian factors of a run."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ from helpers import TINY, random_model, run_json, tiny_checkpoint
 
 from bdh_graph.cli import main
 from bdh_graph.graphs import TopK, graph_factors
+from bdh_graph.experiments.memory import (HebbianFactors, MemoryResult, Reading, memory_experiments,
+                                          strongest_synapses)
 from bdh_graph.model.tensor import layer_norm, rope, rope_cos_sin
 from bdh_graph.network import build_network
-from bdh_graph.network.memory import (HebbianFactors, MemoryResult, Reading, memory_experiments,
-                                      strongest_synapses)
 from bdh_graph.text import encode
 
 TEXT = "Dragons hatch from eggs; dragons hatch."

@@ -8,7 +8,6 @@ import scipy.sparse as sp
 import torch
 from scipy.special import rel_entr, softmax
 
-from bdh_graph import BDHConfig
 from bdh_graph.errors import FileFormatError, MonitorError, StateMismatchError
 from bdh_graph.files import read_tagged, write_tagged
 from bdh_graph.graphs import Threshold, TopK
@@ -17,22 +16,12 @@ from bdh_graph.network.monitors import (ActivityMonitor, EventMonitor, Monitor, 
 from bdh_graph.network import NonFiniteError, build_network
 from bdh_graph.network.network import RECORD
 from bdh_graph.network.validation import validate
+from helpers import NETWORK_CONFIGS as CONFIGS, random_tokens as tokens
 
 TOL = {np.float64: 1e-9, np.float32: 1e-4}
-T = 48  # the fastest RoPE pair turns once per 2 pi tokens: its phase wraps ~7 times
-CONFIGS = {
-    "layernorm": (BDHConfig(n_layer=3, n_embd=16, n_head=2, mlp_internal_dim_multiplier=8, dropout=0.0), 15.0),
-    "normfree": (BDHConfig(n_layer=2, n_embd=24, n_head=3, mlp_internal_dim_multiplier=4, dropout=0.0,
-                           layer_norm=False), 5.0),
-    "one_head": (BDHConfig(n_layer=2, n_embd=32, n_head=1, mlp_internal_dim_multiplier=2, dropout=0.0), 15.0),
-}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tokens(seed, length=T, vocab=256):
-    return np.random.default_rng(seed).integers(0, vocab, length)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from bdh_graph.graphs import TopK
 from bdh_graph.kernels import get_backend, numba_kernels
 from bdh_graph.network import build_network
 import helpers
-import test_backends
-from test_network import CONFIGS, tokens
+from helpers import NETWORK_CONFIGS as CONFIGS, assert_kernels_equal_numpy_twins, random_tokens as tokens
 
 
 class OneByOne(numba_kernels.NumbaBackend):
@@ -27,7 +26,7 @@ class OneByOne(numba_kernels.NumbaBackend):
 def test_parallel_blocks_equal_numpy_twins(monkeypatch, fraction, dtype):
     monkeypatch.setattr(numba_kernels, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 3)  # uneven blocks on any machine
-    test_backends.test_kernels_equal_numpy_twins(get_backend("numba"), fraction, dtype)
+    assert_kernels_equal_numpy_twins(get_backend("numba"), fraction, dtype)
 
 
 @pytest.mark.parametrize("wiring", ["neuron", "hub"])

@@ -8,7 +8,7 @@ import torch
 from scipy import optimize, sparse
 from scipy.special import zeta
 
-from bdh_graph import BDH, BDHConfig, FileFormatError
+from bdh_graph import BDH, BDHConfig, FileFormatError, GraphInputError, NotAGraphError
 from bdh_graph.files import write_tagged
 from bdh_graph.graphs.export import FORMATS, circuit_paths, from_networkx, read_graph, to_networkx, write_graph
 from bdh_graph.graphs import Threshold, TopK, neuron_graph
@@ -135,9 +135,9 @@ def test_random_graph_degrees_are_not_called_a_power_law():
 
 
 def test_power_law_fit_bad_input():
-    with pytest.raises(ValueError, match="at least 3 distinct positive values, got 1"):
+    with pytest.raises(GraphInputError, match="at least 3 distinct positive values, got 1"):
         fit_power_law([0, 0, 4, 4])
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(GraphInputError, match=">= 0"):
         fit_power_law([1, -2, 3])
     with pytest.raises(ValueError, match="n_bootstrap"):
         fit_power_law([1, 2, 3, 4], n_bootstrap=-1)
@@ -190,7 +190,7 @@ def test_degree_summary_by_hand():
 def test_ladder_counts():
     assert ladder_counts(1000) == [250, 500, 1000, 2000, 4000]
     assert ladder_counts(3, [0.1, 1, 1.1]) == [1, 3]  # at least one edge, each count once
-    with pytest.raises(ValueError, match="ladder factors must be finite and > 0"):
+    with pytest.raises(GraphInputError, match="ladder factors must be finite and > 0"):
         ladder_counts(10, [0])
 
 
@@ -236,14 +236,19 @@ def test_gnm_has_low_modularity():
 
 
 def test_modularity_bad_input():
-    with pytest.raises(ValueError, match="without edges"):
+    with pytest.raises(GraphInputError, match="without edges"):
         louvain(sparse.csr_array((5, 5)))
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(GraphInputError, match="square"):
         louvain(sparse.csr_array(np.ones((2, 3))))
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(GraphInputError, match="non-negative"):
         louvain(sparse.csr_array(-np.eye(3)))
-    with pytest.raises(ValueError, match="one community per node"):
+    with pytest.raises(GraphInputError, match="one community per node"):
         modularity(sparse.csr_array(np.eye(3)), [0, 1])
+    for statistic in (louvain, in_degree, rewired_null):  # a dense array is refused as before, as a TypeError
+        with pytest.raises(NotAGraphError, match="expected a scipy.sparse graph .* got ndarray"):
+            statistic(np.eye(3))
+        with pytest.raises(TypeError):
+            statistic(np.eye(3))
 
 
 # --- null models and the sweep -------------------------------------------------------------------------------
@@ -274,7 +279,7 @@ def test_sweep_separates_a_modular_graph_from_its_nulls():
     for p in points:
         assert p.Q > max(r.Q for r in p.nulls.values()) + 0.2, (p.to_dict(), seed)
     assert set(points[0].nulls) == {"gnm", "rewired", "low_rank"}
-    with pytest.raises(ValueError, match="betas must be finite and > 0"):
+    with pytest.raises(GraphInputError, match="betas must be finite and > 0"):
         modularity_sweep(A, [0.0], rank=8)
 
 
@@ -301,7 +306,7 @@ def test_structure_analysis_of_a_model_graph():
     assert set(report["modularity"]["nulls"]) == {"gnm", "rewired", "low_rank"}
     assert np.array_equal(analysis.degrees["in"], in_degree(g.excitatory))
     assert "| in |" in analysis.markdown()
-    with pytest.raises(ValueError, match="has no edges"), pytest.warns(UserWarning, match="no edge"):
+    with pytest.raises(GraphInputError, match="has no edges"), pytest.warns(UserWarning, match="no edge"):
         analyze_structure(neuron_graph(model, head=1, prune=Threshold(1e6)))
 
 

@@ -19,7 +19,7 @@ import torch
 from ..graphs import TopK
 from ..interpretability.monosemantic import PAPER_SENTENCES, find_concept_synapses
 from ..model.evaluation import bits_per_byte_by_position, byte_frequency_bits, next_byte_report, position_verdict
-from ..network.memory import memory_experiments
+from ..experiments.memory import memory_experiments
 from ..network.address import default_synapses, synapse_monitors
 from ..network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor
 from ..network.recordings import RunRecording

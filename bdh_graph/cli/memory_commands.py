@@ -1,11 +1,11 @@
-"""``bdh-graph memory``: the working-memory experiments on the graph network (``bdh_graph.network.memory``)."""
+"""``bdh-graph memory``: the working-memory experiments on the graph network (``bdh_graph.experiments.memory``)."""
 from __future__ import annotations
 
 import json
 
 from ..distributed import engine
 from ..files import atomic_path
-from ..network.memory import DEFAULT_STRONGEST, REPEAT_BYTES, memory_experiments
+from ..experiments.memory import DEFAULT_STRONGEST, REPEAT_BYTES, memory_experiments
 from ..plots.memory import plot_memory
 from ..text import encode
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, count,

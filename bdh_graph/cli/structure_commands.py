@@ -144,10 +144,9 @@ def cmd_analyze(args) -> int:
         factors, prune, circuits = graph_from_args(model, args, eng)  # refused here if no edge is left
         args.out.mkdir(parents=True, exist_ok=True)
         extracted = time.perf_counter()
-        beta = args.beta if args.beta is not None else float(circuits.circuit(args.circuit).data.min())
         baseline = (graph_factors(untrained_like(model, args.baseline_seed), args.which, args.form, args.head)
                     if args.baseline == "untrained" else None)
-        analysis = analyze_graph(factors, circuits, args.circuit, beta, args.ladder, args.sweep_betas, baseline,
+        analysis = analyze_graph(factors, circuits, args.circuit, args.beta, args.ladder, args.sweep_betas, baseline,
                                  {"kind": "untrained", "seed": args.baseline_seed}, seeds=args.seeds,
                                  n_bootstrap=args.bootstrap, directed=args.directed, weighted=args.weighted,
                                  seed=args.seed, backend=args.backend, progress=True, scheduler=eng)
@@ -167,32 +166,9 @@ def cmd_analyze(args) -> int:
         tmp.write_text(analysis.markdown())
     with atomic_path(args.out / "communities.csv") as tmp:
         tmp.write_text(analysis.partition_csv())
-    print_result(args, report, _analyze_text(name, report, args.out, len(figures)))
+    print_result(args, report, f"{analysis.brief()}\nwrote {args.out / 'report.md'} (the report in full), "
+                               f"report.json, communities.csv (the partition) and {len(figures)} figures")
     return 0
-
-
-def _analyze_text(name: str, report: dict, out: Path, n_figures: int) -> str:
-    g, mod = report["graph"], report["modularity"]
-    lines = [f"{name}: n = {g['nodes']}, m = {g['edges']}, beta = {g['beta']:.4g}"]
-    for k in ("in", "out"):
-        f, s = report["power_law"][k], report["degrees"][k]
-        lines.append(f"  {k}-degree: CV {s['cv']:.2f}, max {s['max']:.0f}; " + (
-            f["error"] if "error" in f else f"alpha = {f['alpha']:.2f}, x_min = {f['xmin']:.0f}; {f['verdict']}"))
-    nulls = ", ".join(f"{k} {v['Q']:.3f}" for k, v in mod["nulls"].items())
-    lines.append(f"  modularity Q = {mod['Q']:.3f} ({mod['n_communities']} communities); nulls: {nulls}")
-    lines.append(f"  {mod['verdict']}")
-    if "comparison" in report:
-        base = report["comparison"]["baseline"]
-        lines.append(f"  untrained baseline (seed {report['baseline']['seed']}), same edge count:")
-        for k in ("in", "out"):
-            f = base[k]
-            lines.append(f"    {k}-degree: CV {f['cv']:.2f}, max {f['max']:.0f}; " + (
-                f["error"] if "error" in f else f"alpha = {f['alpha']:.2f}, x_min = {f['xmin']:.0f}; {f['verdict']}"))
-        b = base["modularity"]
-        nulls = ", ".join(f"{k} {v['Q']:.3f}" for k, v in b["nulls"].items())
-        lines.append(f"    modularity Q = {b['Q']:.3f}; nulls: {nulls}")
-    lines.append(f"  wrote {out / 'report.md'}, report.json, communities.csv (the partition) and {n_figures} figures")
-    return "\n".join(lines)
 
 
 def export_format(args) -> str:

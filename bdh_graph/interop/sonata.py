@@ -90,6 +90,19 @@ def _h5py():
 
 # -- what a circuit is made of ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Parts:
+    """What a circuit is made of: its node and edge populations, and how its graph was made (``meta``)."""
+
+    nodes: list[_Nodes]
+    edges: list[_Edges]
+    meta: dict
+
+    @property
+    def has_inputs(self) -> bool:
+        return any(p.name == "inputs" for p in self.nodes)
+
+
 @dataclass
 class _Nodes:
     """A node population: its name, SONATA model type, and per-node attributes (arrays of one length)."""
@@ -103,23 +116,29 @@ class _Nodes:
         return len(next(iter(self.attributes.values())))
 
 
+@dataclass(frozen=True)
+class _End:
+    """One end of an edge population: the node population, the node id (within it) of each row or column of the
+    weights, and the population's size."""
+
+    population: str
+    ids: np.ndarray
+    size: int
+
+
 @dataclass
 class _Edges:
-    """An edge population: the non-negative CSR weights of one circuit, rows = source nodes ``source_ids``,
-    columns = target nodes ``target_ids`` (node ids within their populations)."""
+    """An edge population: the non-negative CSR weights of one circuit, rows = ``source`` nodes, columns =
+    ``target`` nodes."""
 
-    source: str
-    target: str
-    circuit: str
+    source: _End
+    target: _End
+    circuit: str  # "excitatory" or "inhibitory"
     weights: sparse.csr_array
-    source_ids: np.ndarray
-    target_ids: np.ndarray
-    source_size: int
-    target_size: int
 
     @property
     def name(self) -> str:
-        return f"{self.source}_to_{self.target}_{self.circuit}"
+        return f"{self.source.population}_to_{self.target.population}_{self.circuit}"
 
     @property
     def sign(self) -> float:
@@ -152,7 +171,7 @@ def _row_block(A: sparse.csr_array, rows: slice) -> sparse.csr_array:
                             copy=False)
 
 
-def circuit_parts(circuits: Circuits) -> tuple[list[_Nodes], list[_Edges]]:
+def circuit_parts(circuits: Circuits) -> _Parts:
     """The node and edge populations of a neuron graph (module doc)."""
     meta = circuits.meta
     n, N = meta.get("n_neurons"), meta.get("neurons_per_head")
@@ -165,19 +184,19 @@ def circuit_parts(circuits: Circuits) -> tuple[list[_Nodes], list[_Edges]]:
     model_ids = np.union1d(pre_ids[pre_ids < n], post_ids)
     nodes = [_neuron_nodes(model_ids, N)]
     model_rows, input_rows = _split_rows(pre_ids, n)
-    targets = np.searchsorted(model_ids, post_ids)
-    sources = {"neurons": (model_rows, np.searchsorted(model_ids, pre_ids[model_rows]), model_ids.size)}
+    target = _End("neurons", np.searchsorted(model_ids, post_ids), model_ids.size)
+    sources = [(model_rows, _End("neurons", np.searchsorted(model_ids, pre_ids[model_rows]), model_ids.size))]
     if input_rows.stop > input_rows.start:
         V = int(meta.get("vocab_size", pre_ids.max() - n + 1))
         nodes.append(_input_nodes(V))
-        sources["inputs"] = (input_rows, pre_ids[input_rows] - n, V)
-    edges = [_Edges(source, "neurons", name, _row_block(circuits.circuit(name), rows), ids, targets, size,
-                    model_ids.size)
-             for source, (rows, ids, size) in sources.items() for name in EDGE_TYPES]
-    return nodes, edges
+        sources.append((input_rows, _End("inputs", pre_ids[input_rows] - n, V)))
+    edges = [_Edges(source=source, target=target, circuit=name,
+                    weights=_row_block(circuits.circuit(name), rows))
+             for rows, source in sources for name in EDGE_TYPES]
+    return _Parts(nodes=nodes, edges=edges, meta={**meta, "wiring": "neuron"})
 
 
-def hub_parts(factors: GraphFactors) -> tuple[list[_Nodes], list[_Edges]]:
+def hub_parts(factors: GraphFactors) -> _Parts:
     """The node and edge populations of the hub wiring ``A = pre @ post`` (module doc): every entry of both
     factors is an edge (zero entries excepted)."""
     meta = factors.meta
@@ -185,21 +204,20 @@ def hub_parts(factors: GraphFactors) -> tuple[list[_Nodes], list[_Edges]]:
     pre_ids, post_ids = factors.pre_ids, factors.post_ids
     model_ids = np.union1d(pre_ids[pre_ids < n], post_ids)
     nodes = [_neuron_nodes(model_ids, N), _Nodes("hubs", "point_neuron", {"hub": np.arange(d, dtype=np.int64)})]
-    hubs = np.arange(d)
+    hubs = _End("hubs", np.arange(d), d)
     model_rows, input_rows = _split_rows(pre_ids, n)
-    parts = [("neurons", "hubs", factors.pre[model_rows], np.searchsorted(model_ids, pre_ids[model_rows]),
-              model_ids.size, hubs, d)]
+    factor_blocks = [(_End("neurons", np.searchsorted(model_ids, pre_ids[model_rows]), model_ids.size), hubs,
+                      factors.pre[model_rows])]
     if input_rows.stop > input_rows.start:
         V = int(meta.get("vocab_size", pre_ids.max() - n + 1))
         nodes.append(_input_nodes(V))
-        parts.append(("inputs", "hubs", factors.pre[input_rows], pre_ids[input_rows] - n, V, hubs, d))
-    parts.append(("hubs", "neurons", factors.post, hubs, d, np.searchsorted(model_ids, post_ids), model_ids.size))
-    edges = []
-    for source, target, W, source_ids, source_size, target_ids, target_size in parts:
-        for name, sign in (("excitatory", 1.0), ("inhibitory", -1.0)):
-            A = sparse.csr_array(np.maximum(sign * W, 0.0))
-            edges.append(_Edges(source, target, name, A, source_ids, target_ids, source_size, target_size))
-    return nodes, edges
+        factor_blocks.append((_End("inputs", pre_ids[input_rows] - n, V), hubs, factors.pre[input_rows]))
+    factor_blocks.append((hubs, _End("neurons", np.searchsorted(model_ids, post_ids), model_ids.size),
+                          factors.post))
+    edges = [_Edges(source=source, target=target, circuit=name,
+                    weights=sparse.csr_array(np.maximum(sign * W, 0.0)))
+             for source, target, W in factor_blocks for name, sign in (("excitatory", 1.0), ("inhibitory", -1.0))]
+    return _Parts(nodes=nodes, edges=edges, meta={**meta, "wiring": "hub"})
 
 
 # -- writing ------------------------------------------------------------------------------------------------------
@@ -262,8 +280,8 @@ def _write_edge_population(f, edges: _Edges, progress) -> int:
     g = f.create_group(f"edges/{edges.name}")
     source = g.create_dataset("source_node_id", (E,), np.int64)
     target = g.create_dataset("target_node_id", (E,), np.int64)
-    source.attrs["node_population"] = edges.source
-    target.attrs["node_population"] = edges.target
+    source.attrs["node_population"] = edges.source.population
+    target.attrs["node_population"] = edges.target.population
     g["edge_type_id"] = np.full(E, EDGE_TYPES[edges.circuit], np.int64)
     g["edge_group_id"] = np.zeros(E, np.int64)
     g["edge_group_index"] = np.arange(E, dtype=np.int64)
@@ -271,19 +289,19 @@ def _write_edge_population(f, edges: _Edges, progress) -> int:
     for r0, r1 in tqdm(_chunks(A.indptr, CHUNK_EDGES), desc=edges.name, unit="block", leave=False,
                        disable=not progress):
         lo, hi = int(A.indptr[r0]), int(A.indptr[r1])
-        source[lo:hi] = np.repeat(edges.source_ids[r0:r1], np.diff(A.indptr[r0:r1 + 1]))
-        target[lo:hi] = edges.target_ids[A.indices[lo:hi]]
+        source[lo:hi] = np.repeat(edges.source.ids[r0:r1], np.diff(A.indptr[r0:r1 + 1]))
+        target[lo:hi] = edges.target.ids[A.indices[lo:hi]]
         weight[lo:hi] = edges.sign * A.data[lo:hi]
     # source_to_target: rows are in source order, so each source node has one run of edges
     has = np.flatnonzero(np.diff(A.indptr))
-    _index(g, "source_to_target", edges.source_size, edges.source_ids[has], A.indptr[has], A.indptr[has + 1])
+    _index(g, "source_to_target", edges.source.size, edges.source.ids[has], A.indptr[has], A.indptr[has + 1])
     # target_to_source: edge ids by target (target ids increase with the column), cut into runs of consecutive
     # ids of one target
     order = np.argsort(A.indices, kind="stable")
     columns = A.indices[order]
     breaks = np.flatnonzero((np.diff(order) != 1) | (np.diff(columns) != 0)) + 1
     firsts, lasts = np.r_[0, breaks][:E], np.r_[breaks - 1, E - 1][:E]
-    _index(g, "target_to_source", edges.target_size, edges.target_ids[columns[firsts]], order[firsts],
+    _index(g, "target_to_source", edges.target.size, edges.target.ids[columns[firsts]], order[firsts],
            order[lasts] + 1)
     return E
 
@@ -329,63 +347,84 @@ def monitor_spikes(monitor, clock: Clock = Clock()) -> dict[str, tuple[np.ndarra
     return spikes
 
 
-def _write(folder, nodes: list[_Nodes], edges: list[_Edges], meta: dict, tokens, clock: Clock, overwrite: bool,
-           circuit: str, progress: bool | None) -> dict:
+def _write_node_files(h5py, folder: Path, nodes: list[_Nodes]) -> list[dict]:
+    """Each node population's HDF5 file and type table in ``folder/network``; returns the circuit config's
+    ``nodes`` entries."""
+    entries = []
+    for p in nodes:
+        _write_nodes(h5py, folder / f"network/{p.name}_nodes.h5", p)
+        point = p.model_type == "point_neuron"
+        _csv(folder / f"network/{p.name}_node_types.csv",
+             ["node_type_id", "model_type", "model_template", "dynamics_params", "pop_name"],
+             [[NODE_TYPES[p.name], p.model_type, f"nest:{STAND_IN_MODEL}" if point else "NONE",
+               STAND_IN_FILE if point else "NONE", p.name]])
+        entries.append({"nodes_file": f"$BASE_DIR/network/{p.name}_nodes.h5",
+                        "node_types_file": f"$BASE_DIR/network/{p.name}_node_types.csv",
+                        "populations": {p.name: {"type": p.model_type}}})
+    return entries
+
+
+def _write_edge_files(h5py, folder: Path, edges: list[_Edges], progress: bool) -> dict:
+    """Every edge population in ``folder/network/edges.h5`` and the one type table; returns the circuit config's
+    ``edges`` entry."""
+    with _sonata_file(h5py, folder / "network/edges.h5") as f:
+        for e in edges:
+            _write_edge_population(f, e, progress)
+    _csv(folder / "network/edge_types.csv", ["edge_type_id", "model_template", "delay", "circuit"],
+         [[EDGE_TYPES[c], SYNAPSE_MODEL, DT_MS, c] for c in EDGE_TYPES])
+    return {"edges_file": "$BASE_DIR/network/edges.h5", "edge_types_file": "$BASE_DIR/network/edge_types.csv",
+            "populations": {e.name: {"type": "chemical"} for e in edges}}
+
+
+def _circuit_config(node_entries: list[dict], edge_entry: dict) -> dict:
+    return {"manifest": {"$BASE_DIR": "."},
+            "components": {"point_neuron_models_dir": "$BASE_DIR/components/point_neuron_models"},
+            "networks": {"nodes": node_entries, "edges": [edge_entry]}}
+
+
+def _simulation_config(clock: Clock, tokens: np.ndarray | None, has_inputs: bool) -> dict:
+    """A NEST run over the text's duration (one token without a text), driven by the input spike file when the
+    circuit has input neurons."""
+    n_tokens = 1 if tokens is None else max(1, tokens.size)
+    simulation = {"manifest": {"$BASE_DIR": "."}, "network": "$BASE_DIR/circuit_config.json",
+                  "target_simulator": "NEST",
+                  "run": {"dt": DT_MS, "tstop": clock.duration_ms(n_tokens)},
+                  "output": {"output_dir": "$BASE_DIR/output", "spikes_file": "spikes.h5"}}
+    if has_inputs:
+        simulation["inputs"] = {"bytes": {"input_type": "spikes", "module": "sonata",
+                                          "input_file": f"$BASE_DIR/{INPUT_FILE}", "node_set": "inputs"}}
+    return simulation
+
+
+def _write(parts: _Parts, folder, *, tokens, clock: Clock, overwrite: bool, circuit: str,
+           progress: bool | None) -> dict:
+    """The files of the module doc for ``parts``, keeping the edge populations of ``circuit``, atomically."""
     h5py = _h5py()
     if circuit not in ("both", *EDGE_TYPES):
         raise ValueError(f"circuit must be 'excitatory', 'inhibitory' or 'both', got {circuit!r}")
-    edges = [e for e in edges if circuit in ("both", e.circuit)]
+    edges = [e for e in parts.edges if circuit in ("both", e.circuit)]
     folder = Path(folder)
-    total = sum(e.weights.nnz for e in edges)
-    show = total >= PROGRESS_EDGES if progress is None else progress
-    has_inputs = any(p.name == "inputs" for p in nodes)
-    tokens = None if tokens is None or not has_inputs else np.asarray(tokens, np.int64).reshape(-1)
+    show = sum(e.weights.nnz for e in edges) >= PROGRESS_EDGES if progress is None else progress
+    tokens = None if tokens is None or not parts.has_inputs else np.asarray(tokens, np.int64).reshape(-1)
     with atomic_folder(check_output_folder(folder, overwrite)) as tmp:
-        for sub in ("network", "components/point_neuron_models", *(["inputs"] if has_inputs else [])):
+        for sub in ("network", "components/point_neuron_models", *(["inputs"] if parts.has_inputs else [])):
             (tmp / sub).mkdir(parents=True)
-        node_entries = []
-        for p in nodes:
-            _write_nodes(h5py, tmp / f"network/{p.name}_nodes.h5", p)
-            template = f"nest:{STAND_IN_MODEL}" if p.model_type == "point_neuron" else "NONE"
-            params = STAND_IN_FILE if p.model_type == "point_neuron" else "NONE"
-            _csv(tmp / f"network/{p.name}_node_types.csv",
-                 ["node_type_id", "model_type", "model_template", "dynamics_params", "pop_name"],
-                 [[NODE_TYPES[p.name], p.model_type, template, params, p.name]])
-            node_entries.append({"nodes_file": f"$BASE_DIR/network/{p.name}_nodes.h5",
-                                 "node_types_file": f"$BASE_DIR/network/{p.name}_node_types.csv",
-                                 "populations": {p.name: {"type": p.model_type}}})
-        with _sonata_file(h5py, tmp / "network/edges.h5") as f:
-            for e in edges:
-                _write_edge_population(f, e, show)
-        _csv(tmp / "network/edge_types.csv", ["edge_type_id", "model_template", "delay", "circuit"],
-             [[EDGE_TYPES[c], SYNAPSE_MODEL, DT_MS, c] for c in EDGE_TYPES])
+        node_entries = _write_node_files(h5py, tmp, parts.nodes)
+        edge_entry = _write_edge_files(h5py, tmp, edges, show)
         stand_in = {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": 1.0, "tau_m": clock.token_ms, "t_ref": 0.0}
         (tmp / f"components/point_neuron_models/{STAND_IN_FILE}").write_text(json.dumps(stand_in, indent=2))
-        circuit = {
-            "manifest": {"$BASE_DIR": "."},
-            "components": {"point_neuron_models_dir": "$BASE_DIR/components/point_neuron_models"},
-            "networks": {"nodes": node_entries,
-                         "edges": [{"edges_file": "$BASE_DIR/network/edges.h5",
-                                    "edge_types_file": "$BASE_DIR/network/edge_types.csv",
-                                    "populations": {e.name: {"type": "chemical"} for e in edges}}]},
-        }
-        n_tokens = 1 if tokens is None else max(1, tokens.size)
-        simulation = {"manifest": {"$BASE_DIR": "."}, "network": "$BASE_DIR/circuit_config.json",
-                      "target_simulator": "NEST",
-                      "run": {"dt": DT_MS, "tstop": clock.duration_ms(n_tokens)},
-                      "output": {"output_dir": "$BASE_DIR/output", "spikes_file": "spikes.h5"}}
-        if has_inputs:
-            drive = input_drive(np.zeros(0, np.int64) if tokens is None else tokens, clock)
-            write_spikes(tmp / INPUT_FILE, {"inputs": drive})
-            simulation["inputs"] = {"bytes": {"input_type": "spikes", "module": "sonata",
-                                              "input_file": f"$BASE_DIR/{INPUT_FILE}", "node_set": "inputs"}}
-        (tmp / "circuit_config.json").write_text(json.dumps(circuit, indent=2))
-        (tmp / "simulation_config.json").write_text(json.dumps(simulation, indent=2))
-        about = {"graph": meta, "token_ms": clock.token_ms, "tokens": None if tokens is None else int(tokens.size),
+        if parts.has_inputs:
+            write_spikes(tmp / INPUT_FILE,
+                         {"inputs": input_drive(np.zeros(0, np.int64) if tokens is None else tokens, clock)})
+        (tmp / "circuit_config.json").write_text(json.dumps(_circuit_config(node_entries, edge_entry), indent=2))
+        (tmp / "simulation_config.json").write_text(
+            json.dumps(_simulation_config(clock, tokens, parts.has_inputs), indent=2))
+        about = {"graph": parts.meta, "token_ms": clock.token_ms,
+                 "tokens": None if tokens is None else int(tokens.size),
                  "edges": {e.name: int(e.weights.nnz) for e in edges}, "stand_in_model": STAND_IN_MODEL}
         (tmp / "bdh_graph.json").write_text(json.dumps(about, indent=2, default=str))
     return {"circuit_config": folder / "circuit_config.json", "simulation_config": folder / "simulation_config.json",
-            "nodes": {p.name: p.size for p in nodes}, "edges": {e.name: int(e.weights.nnz) for e in edges}}
+            "nodes": {p.name: p.size for p in parts.nodes}, "edges": {e.name: int(e.weights.nnz) for e in edges}}
 
 
 def write_circuit(circuits: Circuits, folder, tokens=None, clock: Clock = Clock(), overwrite: bool = False,
@@ -398,18 +437,16 @@ def write_circuit(circuits: Circuits, folder, tokens=None, clock: Clock = Clock(
     (``"excitatory"``, ``"inhibitory"`` or ``"both"``) chooses the edge populations; ``folder`` must be missing
     or empty unless ``overwrite``; a failed write leaves no partial circuit (and the old one intact).
     """
-    nodes, edges = circuit_parts(circuits)
-    return _write(folder, nodes, edges, {**circuits.meta, "wiring": "neuron"}, tokens, clock, overwrite, circuit,
-                  progress)
+    return _write(circuit_parts(circuits), folder, tokens=tokens, clock=clock, overwrite=overwrite, circuit=circuit,
+                  progress=progress)
 
 
 def write_hub_circuit(factors: GraphFactors, folder, tokens=None, clock: Clock = Clock(), overwrite: bool = False,
                       circuit: str = "both", progress: bool | None = None) -> dict:
     """Write the hub wiring of a graph, ``A = pre @ post`` through its d hubs, as a SONATA circuit (module doc);
     otherwise as :func:`write_circuit`."""
-    nodes, edges = hub_parts(factors)
-    return _write(folder, nodes, edges, {**factors.meta, "wiring": "hub"}, tokens, clock, overwrite, circuit,
-                  progress)
+    return _write(hub_parts(factors), folder, tokens=tokens, clock=clock, overwrite=overwrite, circuit=circuit,
+                  progress=progress)
 
 
 __all__ = ["write_circuit", "write_hub_circuit", "write_spikes", "monitor_spikes", "input_drive",

@@ -1,5 +1,5 @@
 """Figures of working memory, each stating its verdict in its title: bits per byte by position in a long text
-(``bdh_graph.model.evaluation``), and the experiments of ``bdh_graph.network.memory``: the memory horizon (bits
+(``bdh_graph.model.evaluation``), and the experiments of ``bdh_graph.experiments.memory``: the memory horizon (bits
 per byte against the forgetting time constant), the per-byte loss along the text, and the lesions."""
 from __future__ import annotations
 

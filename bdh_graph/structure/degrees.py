@@ -11,33 +11,37 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from ..errors import GraphInputError, NotAGraphError
 
-def _checked(A) -> sparse.csr_array:
+
+def as_graph(A) -> sparse.csr_array:
+    """``A`` as a CSR array, refused unless it is a 2-d ``scipy.sparse`` graph (the input of every statistic
+    here)."""
     if not sparse.issparse(A):
-        raise TypeError(f"expected a scipy.sparse graph (A[i, j] = weight of i -> j), got {type(A).__name__}")
+        raise NotAGraphError(f"expected a scipy.sparse graph (A[i, j] = weight of i -> j), got {type(A).__name__}")
     if A.ndim != 2:
-        raise ValueError(f"expected a 2-d sparse graph, got shape {A.shape}")
+        raise GraphInputError(f"expected a 2-d sparse graph, got shape {A.shape}")
     return sparse.csr_array(A)
 
 
 def out_degree(A) -> np.ndarray:
     """Number of out-edges of each presynaptic neuron (row)."""
-    return _checked(A).count_nonzero(axis=1).astype(np.int64)
+    return as_graph(A).count_nonzero(axis=1).astype(np.int64)
 
 
 def in_degree(A) -> np.ndarray:
     """Number of in-edges of each postsynaptic neuron (column)."""
-    return _checked(A).count_nonzero(axis=0).astype(np.int64)
+    return as_graph(A).count_nonzero(axis=0).astype(np.int64)
 
 
 def out_strength(A) -> np.ndarray:
     """Total absolute weight of each neuron's out-edges."""
-    return np.asarray(abs(_checked(A)).sum(axis=1)).ravel()
+    return np.asarray(abs(as_graph(A)).sum(axis=1)).ravel()
 
 
 def in_strength(A) -> np.ndarray:
     """Total absolute weight of each neuron's in-edges."""
-    return np.asarray(abs(_checked(A)).sum(axis=0)).ravel()
+    return np.asarray(abs(as_graph(A)).sum(axis=0)).ravel()
 
 
 def ccdf(values) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ from networkx.algorithms.community import modularity as nx_modularity
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .degrees import _checked
+from ..errors import GraphInputError
+from .degrees import as_graph
 
 BACKENDS = ("networkx", "igraph")
 
@@ -69,25 +70,27 @@ class ModularityResult:
 
 def giant_component_share(A) -> float:
     """Share of the nodes of ``A`` in its largest weakly connected component (isolated nodes count as nodes)."""
-    A = _checked(A)
+    A = as_graph(A)
     if A.shape[0] == 0:
         return float("nan")
     _, labels = connected_components(A, directed=True, connection="weak")
     return float(np.bincount(labels).max() / A.shape[0])
 
 
-def _square(A) -> sparse.csr_array:
-    A = _checked(A)
+def as_circuit(A) -> sparse.csr_array:
+    """``A`` as a CSR array, refused unless it is square and non-negative (one circuit): the graphs modularity
+    is measured on."""
+    A = as_graph(A)
     if A.shape[0] != A.shape[1]:
-        raise ValueError(f"modularity needs a square graph (the same nodes pre and post), got shape {A.shape}")
+        raise GraphInputError(f"modularity needs a square graph (the same nodes pre and post), got shape {A.shape}")
     if A.nnz and A.data.min() < 0:
-        raise ValueError("modularity needs non-negative weights: analyse one circuit (excitatory or inhibitory)")
+        raise GraphInputError("modularity needs non-negative weights: analyse one circuit (excitatory or inhibitory)")
     return A
 
 
 def graph_for_modularity(A, directed: bool = False, weighted: bool = False) -> sparse.csr_array:
     """The matrix whose modularity is measured: ``A`` (directed) or ``A + A^T``, binarised unless ``weighted``."""
-    A = _square(A)
+    A = as_circuit(A)
     if not weighted:
         A = sparse.csr_array((A != 0).astype(np.float64))
     return A if directed else sparse.csr_array(A + A.T)
@@ -125,9 +128,9 @@ def modularity(A, labels, directed: bool = False, weighted: bool = False) -> flo
     W = graph_for_modularity(A, directed, weighted)
     labels = np.asarray(labels)
     if labels.shape != (W.shape[0],):
-        raise ValueError(f"labels has shape {labels.shape}, expected one community per node ({W.shape[0]},)")
+        raise GraphInputError(f"labels has shape {labels.shape}, expected one community per node ({W.shape[0]},)")
     if W.nnz == 0:
-        raise ValueError("modularity is undefined on a graph without edges")
+        raise GraphInputError("modularity is undefined on a graph without edges")
     G = _to_networkx(W, directed)
     communities = [set(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)]
     return float(nx_modularity(G, communities, weight="weight"))
@@ -144,10 +147,10 @@ def modularity_terms(A, labels, directed: bool = False, weighted: bool = False) 
     W = graph_for_modularity(A, directed, weighted)
     labels = np.asarray(labels)
     if labels.shape != (W.shape[0],):
-        raise ValueError(f"labels has shape {labels.shape}, expected one community per node ({W.shape[0]},)")
+        raise GraphInputError(f"labels has shape {labels.shape}, expected one community per node ({W.shape[0]},)")
     total = W.sum()
     if total == 0:
-        raise ValueError("modularity is undefined on a graph without edges")
+        raise GraphInputError("modularity is undefined on a graph without edges")
     coo = W.tocoo()
     _, community = np.unique(labels, return_inverse=True)
     inside = coo.data[community[coo.row] == community[coo.col]].sum() / total
@@ -185,9 +188,9 @@ def _backend(requested: str | None, directed: bool) -> str:
             return "networkx"
         return "networkx" if directed else "igraph"
     if requested not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None (the fastest installed), got {requested!r}")
+        raise GraphInputError(f"backend must be one of {BACKENDS} or None (the fastest installed), got {requested!r}")
     if requested == "igraph" and directed:
-        raise ValueError("backend 'igraph' has no directed Louvain; use backend='networkx' for directed=True")
+        raise GraphInputError("backend 'igraph' has no directed Louvain; use backend='networkx' for directed=True")
     return requested
 
 
@@ -202,10 +205,10 @@ def louvain(A, seeds: int | tuple[int, ...] = 5, directed: bool = False, weighte
     """
     W = graph_for_modularity(A, directed, weighted)
     if W.nnz == 0:
-        raise ValueError("modularity is undefined on a graph without edges (is beta above every weight?)")
+        raise GraphInputError("modularity is undefined on a graph without edges (is beta above every weight?)")
     seeds = tuple(range(seeds)) if isinstance(seeds, (int, np.integer)) else tuple(int(s) for s in seeds)
     if not seeds:
-        raise ValueError("seeds must be a positive count or a non-empty sequence of seeds")
+        raise GraphInputError("seeds must be a positive count or a non-empty sequence of seeds")
     backend = _backend(backend, directed)
     runs = _igraph_partitions(W, seeds) if backend == "igraph" else _networkx_partitions(W, directed, seeds)
     best, scores = None, []

@@ -15,15 +15,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from ..errors import GraphInputError
 from ..graphs import GraphFactors, Strongest, check_count, product_graph
-from .degrees import _checked
+from .degrees import as_graph
 
 
 def gnm_null(n: int, m: int, seed: int | None = None) -> sparse.csr_array:
     """G(n, m): ``m`` distinct directed edges among ``n`` nodes, uniformly at random, weight 1."""
     n, m = check_count("n", n, 1), check_count("m", m)
     if m > n * (n - 1):
-        raise ValueError(f"G(n, m): m = {m} exceeds the n(n-1) = {n * (n - 1)} possible directed edges")
+        raise GraphInputError(f"G(n, m): m = {m} exceeds the n(n-1) = {n * (n - 1)} possible directed edges")
     key = np.random.default_rng(seed).choice(n * (n - 1), size=m, replace=False)
     src, other = np.divmod(key, n - 1)
     dst = other + (other >= src)  # skip the diagonal
@@ -36,9 +37,9 @@ def rewired_null(A, seed: int | None = None, swaps_per_edge: int = 10) -> sparse
     Swaps are proposed in rounds: a random pairing of all edges, every pair swapping its targets unless that
     makes a self-loop, an edge already present, or an edge another pair of the round also makes.
     """
-    A = _checked(A).tocoo()
+    A = as_graph(A).tocoo()
     if A.shape[0] != A.shape[1]:
-        raise ValueError(f"rewiring needs a square graph, got shape {A.shape}")
+        raise GraphInputError(f"rewiring needs a square graph, got shape {A.shape}")
     swaps_per_edge = check_count("swaps_per_edge", swaps_per_edge)
     n, m = A.shape[0], A.nnz
     src, dst, weight = A.row.astype(np.int64), A.col.astype(np.int64), A.data.copy()
@@ -65,7 +66,7 @@ def rewired_null(A, seed: int | None = None, swaps_per_edge: int = 10) -> sparse
 
 def strongest_edges(A, m: int) -> sparse.csr_array:
     """The ``m`` edges of largest weight of ``A`` (all of them if it has no more)."""
-    A = _checked(A).tocoo()
+    A = as_graph(A).tocoo()
     m = check_count("m", m)
     if A.nnz <= m:
         return sparse.csr_array(A)

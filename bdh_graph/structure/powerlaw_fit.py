@@ -33,6 +33,7 @@ import powerlaw
 from scipy.special import zeta
 from tqdm.auto import tqdm
 
+from ..errors import GraphInputError
 from ..graphs import check_count
 
 SIGNIFICANCE = 0.1  # CSN's conventional level for both the bootstrap p-value and the likelihood-ratio tests
@@ -137,7 +138,7 @@ def sample_power_law(alpha: float, xmin: float, size: int, rng: np.random.Genera
     bisection on the Hurwitz-zeta CCDF.
     """
     if not alpha > 1:
-        raise ValueError(f"power-law alpha must be > 1, got {alpha!r}")
+        raise GraphInputError(f"power-law alpha must be > 1, got {alpha!r}")
     r = 1.0 - rng.random(size)  # in (0, 1]
     if not discrete:
         return xmin * r ** (-1.0 / (alpha - 1.0))
@@ -183,11 +184,11 @@ def fit_power_law(values, discrete: bool = True, n_bootstrap: int = 100, seed: i
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     if values.size and (not np.isfinite(values).all() or values.min() < 0):
-        raise ValueError("power-law fit: values must be finite and >= 0 (degrees or strengths)")
+        raise GraphInputError("power-law fit: values must be finite and >= 0 (degrees or strengths)")
     check_count("n_bootstrap", n_bootstrap)
     positive = values[values > 0]
     if np.unique(positive).size < 3:
-        raise ValueError(f"power-law fit needs at least 3 distinct positive values, got "
+        raise GraphInputError(f"power-law fit needs at least 3 distinct positive values, got "
                          f"{np.unique(positive).size} (of {values.size} values)")
     fit, pl = _fit(positive, discrete)
     rng = np.random.default_rng(seed)

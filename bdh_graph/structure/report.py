@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ..distributed import engine
+from ..errors import GraphInputError
 from ..graphs import Circuits, GraphFactors, Strongest, product_graph
 from . import degrees
 from .powerlaw_fit import PowerLawFit, fit_power_law
@@ -116,18 +117,18 @@ class StructureAnalysis:
             report["comparison"] = {"this": self.summary(), "baseline": self.baseline.summary()}
         return report
 
+    def brief(self) -> str:
+        """The head of the markdown report: the graph, then the summary table (this graph's figures beside the
+        baseline's, when there is one) and the modularity verdict. ``bdh-graph analyze`` prints it."""
+        return "\n".join(self._head_lines()) + "\n"
+
     def markdown(self) -> str:
+        """The report in markdown: :meth:`brief`, then the degree and power-law table, the modularity table and
+        the modularity-against-edges table."""
         r = self.to_dict()
-        g, mod = r["graph"], r["modularity"]
-        head = "whole graph" if g.get("head") is None else f"head {g['head']}"
+        mod = r["modularity"]
         lines = [
-            f"# Structure of G_{g.get('which', '?')} ({g.get('form', '?')} form, {head}, {self.circuit} circuit)",
-            "",
-            f"- nodes n = {g['nodes']}, edges m = {g['edges']} (weights >= beta = {self.beta:.6g})",
-            "- cuts of the extraction: " + ", ".join(
-                f"{name} G {'>= ' if name == 'excitatory' else '<= -'}{c['beta']:.6g} ({c['edges']} edges"
-                f"{', analysed' if self.circuit in (name, 'both') else ''})" for name, c in self.cuts.items()),
-            "- orientation: A[i, j] = weight of the edge i -> j (i presynaptic)",
+            *self._head_lines(),
             "",
             "## Degrees and power-law fits (Clauset, Shalizi and Newman 2009)",
             "",
@@ -152,8 +153,6 @@ class StructureAnalysis:
                 "",
                 f"## Modularity (Louvain, best of {len(mod['seeds'])} seeds; graph {graph}; backend {mod['backend']})",
                 "",
-                f"Verdict: {mod['verdict']}.",
-                "",
                 "| graph | Q | Q over seeds | communities | nodes in largest component |",
                 "|---|---|---|---|---|",
                 _modularity_row("this graph", mod),
@@ -168,9 +167,33 @@ class StructureAnalysis:
             for p in r["sweep"]:
                 lines.append(f"| {p['beta']:.6g} | {p['edges']} | {_cell(p)} | " +
                              " | ".join(_cell(p["nulls"][n]) if n in p["nulls"] else "" for n in names) + " |")
-        if "comparison" in r:
-            lines += ["", *_comparison_lines(r["comparison"], r["baseline"])]
         return "\n".join(lines) + "\n"
+
+    def _head_lines(self) -> list[str]:
+        g = self.meta
+        head = "whole graph" if g.get("head") is None else f"head {g['head']}"
+        sides = {"this model": self.summary()}
+        title = "## Summary"
+        if self.baseline is not None:
+            kind = self.baseline_meta.get("kind", "baseline")
+            sides[kind] = self.baseline.summary()
+            title += (f", against the baseline: {kind} model of the same configuration (seed "
+                      f"{self.baseline_meta.get('seed', '?')}), at the same edge counts")
+        return [
+            f"# Structure of G_{g.get('which', '?')} ({g.get('form', '?')} form, {head}, {self.circuit} circuit)",
+            "",
+            f"- nodes n = {self.graph.shape[0]}, edges m = {self.n_edges} (weights >= beta = {self.beta:.6g})",
+            "- cuts of the extraction: " + ", ".join(
+                f"{name} G {'>= ' if name == 'excitatory' else '<= -'}{c['beta']:.6g} ({c['edges']} edges"
+                f"{', analysed' if self.circuit in (name, 'both') else ''})" for name, c in self.cuts.items()),
+            "- orientation: A[i, j] = weight of the edge i -> j (i presynaptic)",
+            "",
+            title,
+            "",
+            *_summary_table(sides),
+            "",
+            f"Modularity: {self.modularity_verdict()}.",
+        ]
 
 
 def _cell(v: dict) -> str:
@@ -183,21 +206,20 @@ def _modularity_row(label: str, v: dict) -> str:
     return f"| {label} | {v['Q']:.4f} | [{lo:.4f}, {hi:.4f}] | {v['n_communities']} | {v['giant_component']:.1%} |"
 
 
-def _comparison_lines(comparison: dict, baseline: dict) -> list[str]:
-    this, base = comparison["this"], comparison["baseline"]
-    kind = baseline.get("kind", "baseline")
-    lines = [f"## Against the baseline: {kind} model of the same configuration (seed {baseline.get('seed', '?')}), "
-             "at the same edge counts", "",
-             f"| | this model | {kind} |", "|---|---|---|"]
+def _summary_table(sides: dict[str, dict]) -> list[str]:
+    """The figures of ``StructureAnalysis.summary`` as a markdown table, one column per side (a figure a side
+    lacks is "-")."""
+    summaries = list(sides.values())
+    lines = ["| | " + " | ".join(sides) + " |", "|---" * (1 + len(sides)) + "|"]
 
     def row(label, get, fmt="{:.3g}"):
         values = []
-        for side in (this, base):
+        for side in summaries:
             try:
                 values.append(fmt.format(get(side)))
             except (KeyError, TypeError):
                 values.append("-")
-        lines.append(f"| {label} | {values[0]} | {values[1]} |")
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
 
     row("nodes, edges", lambda s: (s["nodes"], s["edges"]), "{0[0]}, {0[1]}")
     row("beta (cut that keeps these edges)", lambda s: s["beta"], "{:.4g}")
@@ -207,10 +229,10 @@ def _comparison_lines(comparison: dict, baseline: dict) -> list[str]:
         row(f"{k}-degree tail: alpha from x_min (nodes in the tail)",
             lambda s, k=k: (s[k]["alpha"], s[k]["sigma"], s[k]["xmin"], s[k]["n_tail"]),
             "{0[0]:.2f} ± {0[1]:.2f} from {0[2]:.0f} ({0[3]})")
-        row(f"{k}-degree verdict", lambda s, k=k: s[k]["verdict"], "{}")
+        row(f"{k}-degree verdict", lambda s, k=k: s[k].get("verdict", s[k].get("error")), "{}")
     row("Q (largest component share)", lambda s: (s["modularity"]["Q"], s["modularity"]["giant_component"]),
         "{0[0]:.3f} ({0[1]:.0%})")
-    for name in this.get("modularity", {}).get("nulls", {}):
+    for name in summaries[0].get("modularity", {}).get("nulls", {}):
         row(f"Q of null {name} (largest component share)",
             lambda s, n=name: (s["modularity"]["nulls"][n]["Q"], s["modularity"]["nulls"][n]["giant_component"]),
             "{0[0]:.3f} ({0[1]:.0%})")
@@ -226,7 +248,7 @@ def degree_fits(A, n_bootstrap: int = 100, seed: int = 0, progress: bool = False
     for k in ("in", "out"):
         try:
             fits[k] = fit_power_law(deg[k], n_bootstrap=n_bootstrap, seed=seed, progress=progress)
-        except ValueError as err:
+        except GraphInputError as err:  # too few distinct degrees: the report says why there is no fit
             fits[k] = str(err)
     return deg, fits
 
@@ -243,6 +265,20 @@ def circuit_cuts(circuits: Circuits, circuit: str, beta: float) -> dict[str, dic
     return cuts
 
 
+def _analysed(circuits: Circuits, circuit: str, beta: float | None):
+    """The ``circuit`` of ``circuits`` as a square graph ``full`` with its node ``ids``, the ``beta`` analysed
+    (default: the smallest weight kept) and ``A``, its edges of weight >= beta; refused when none is left."""
+    full, ids = circuits.square(circuit)
+    if full.nnz == 0:
+        raise GraphInputError(f"the {circuit} circuit has no edges (largest |G| = "
+                         f"{circuits.meta.get('largest_abs_weight', float('nan')):.4g}): choose a smaller beta")
+    beta = float(full.data.min()) if beta is None else float(beta)
+    A = at_beta(full, beta)
+    if A.nnz == 0:
+        raise GraphInputError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
+    return full, ids, beta, A
+
+
 def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: float | None = None,
                       sweep_betas=(), seeds: int = 5, n_bootstrap: int = 100, directed: bool = False,
                       weighted: bool = False, nulls: tuple[str, ...] = NULL_MODELS, rank: int | None = None,
@@ -255,19 +291,12 @@ def analyze_structure(circuits: Circuits, circuit: str = "excitatory", beta: flo
     weight kept). ``rank`` of the low-rank null defaults to the model's d, recorded in ``circuits.meta``.
     ``scheduler``: where the sweep's graphs are analysed (``bdh_graph.distributed.engine``; default this process).
     """
-    full, ids = circuits.square(circuit)
-    if full.nnz == 0:
-        raise ValueError(f"the {circuit} circuit has no edges (largest |G| = "
-                         f"{circuits.meta.get('largest_abs_weight', float('nan')):.4g}): choose a smaller beta")
-    beta = float(full.data.min()) if beta is None else float(beta)
-    A = at_beta(full, beta)
-    if A.nnz == 0:
-        raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
+    full, ids, beta, A = _analysed(circuits, circuit, beta)
     rank = rank if rank is not None else circuits.meta.get("d")
     sweep_full = full if sweep_circuits is None else sweep_circuits.square(circuit)[0]
     for b in sweep_betas:
         if b < sweep_full.data.min():
-            raise ValueError(f"sweep beta {b:g} is below the smallest weight kept ({sweep_full.data.min():.4g}): "
+            raise GraphInputError(f"sweep beta {b:g} is below the smallest weight kept ({sweep_full.data.min():.4g}): "
                              "extract the graph with a lower threshold first")
     timings = {}
     t = time.perf_counter()
@@ -305,15 +334,10 @@ def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "exc
     ``factors`` (one more tiled pass). ``scheduler`` runs the tiles and the sweep's graphs
     (``bdh_graph.distributed.engine``: None, this process; ``"local:N"``, an address or an ``Engine``).
     """
-    full, _ = circuits.square(circuit)
-    if full.nnz == 0:
-        raise ValueError(f"the {circuit} circuit has no edges: choose a smaller beta")
-    beta = float(full.data.min()) if beta is None else float(beta)
-    m = int((full.data >= beta).sum())
-    if m == 0:
-        raise ValueError(f"no {circuit} edge has weight >= beta = {beta:g} (largest is {full.data.max():.4g})")
+    _, _, beta, A = _analysed(circuits, circuit, beta)
+    m = int(A.nnz)
     if baseline is not None and baseline.shape != factors.shape:
-        raise ValueError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
+        raise GraphInputError(f"the baseline's graph has shape {baseline.shape}, this graph {factors.shape}")
     with engine(scheduler) as eng:  # one cluster for every step: tiles, sweeps, the baseline's
         counts = ladder_counts(m, ladder)
         options = dict(seeds=seeds, n_bootstrap=n_bootstrap, directed=directed, weighted=weighted, nulls=nulls,
@@ -332,7 +356,7 @@ def analyze_graph(factors: GraphFactors, circuits: Circuits, circuit: str = "exc
             base = _strongest(baseline, None, circuit, max(counts), progress, eng)
             base_full = base.square(circuit)[0]
             if base_full.nnz < m:
-                raise ValueError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
+                raise GraphInputError(f"the baseline's {circuit} circuit has {base_full.nnz} edges, fewer than the {m} "
                                  "analysed here")
             base_beta, *base_betas = betas_for_edges(base_full, [m, *(c for c in counts if c != m and
                                                                        c <= base_full.nnz)])

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
+
 from ..distributed import engine, task_rng
+from ..errors import GraphInputError
 from ..graphs import check_count
-from .modularity import ModularityResult, _square, louvain
+from .modularity import ModularityResult, as_circuit, louvain
 from .nulls import gnm_null, low_rank_null, rewired_null, strongest_edges
 
 NULL_MODELS = ("gnm", "rewired", "low_rank")
@@ -60,7 +62,7 @@ def ladder_counts(m: int, ladder=LADDER) -> list[int]:
     m = check_count("m", m, 1)
     factors = np.asarray(ladder, dtype=np.float64).ravel()
     if factors.size == 0 or not (np.isfinite(factors).all() and factors.min() > 0):
-        raise ValueError(f"ladder factors must be finite and > 0, got {factors.tolist()}")
+        raise GraphInputError(f"ladder factors must be finite and > 0, got {factors.tolist()}")
     return sorted({max(1, round(float(f) * m)) for f in factors})
 
 
@@ -79,7 +81,7 @@ def betas_for_edges(A, counts) -> np.ndarray:
     if counts.size == 0:
         return np.empty(0)
     if weights.size == 0 or counts.min() < 1 or counts.max() > weights.size:
-        raise ValueError(f"edge counts must be in [1, {weights.size}] (the edges extracted), got {counts.tolist()}")
+        raise GraphInputError(f"edge counts must be in [1, {weights.size}] (the edges extracted), got {counts.tolist()}")
     return weights[counts - 1]
 
 
@@ -99,7 +101,7 @@ def _null_graph(name: str, G: sparse.csr_array, low_rank: sparse.csr_array | Non
         if weighted:  # the observed weights, largest on the product's largest entry
             null.data = np.sort(G.data)[np.argsort(np.argsort(null.data))]
         return sparse.csr_array(null)
-    raise ValueError(f"null model must be one of {NULL_MODELS}, got {name!r}")
+    raise GraphInputError(f"null model must be one of {NULL_MODELS}, got {name!r}")
 
 
 def _sweep_task(G: sparse.csr_array, kind: str, point: int, low_rank: sparse.csr_array | None, seeds: int,
@@ -120,10 +122,10 @@ def modularity_sweep(A, betas, rank: int | None = None, seeds: int = 5, nulls: t
     ``rank``: d of the model, the rank of the low-rank null (needed only for that null).
     ``scheduler``: where the graphs' Louvain runs go (``bdh_graph.distributed.engine``; default this process).
     """
-    A = _square(A)
+    A = as_circuit(A)
     betas = np.sort(np.asarray(betas, dtype=np.float64).ravel())
     if betas.size == 0 or not np.isfinite(betas).all() or betas[0] <= 0:
-        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
+        raise GraphInputError(f"betas must be finite and > 0, got {betas.tolist()}")
     return sweep_graphs([(float(beta), at_beta(A, beta)) for beta in betas], rank, seeds, nulls, directed,
                         weighted, seed, backend, progress, scheduler)
 
@@ -133,11 +135,11 @@ def sweep_graphs(graphs, rank: int | None = None, seeds: int = 5, nulls: tuple[s
                  progress: bool = False, scheduler=None) -> list[SweepPoint]:
     """:func:`modularity_sweep` of graphs already cut: ``graphs`` is a list of ``(beta, G)``, the nodes alike."""
     if "low_rank" in nulls and rank is None:
-        raise ValueError("the low-rank null needs rank = d of the model, got rank=None")
+        raise GraphInputError("the low-rank null needs rank = d of the model, got rank=None")
     unknown = sorted(set(nulls) - set(NULL_MODELS))
     if unknown:
-        raise ValueError(f"null models must be among {NULL_MODELS}, got {unknown}")
-    graphs = [(beta, _square(G)) for beta, G in graphs]
+        raise GraphInputError(f"null models must be among {NULL_MODELS}, got {unknown}")
+    graphs = [(beta, as_circuit(G)) for beta, G in graphs]
     most = max(G.nnz for _, G in graphs)
     # one random product for all points: each null keeps its m largest entries
     low_rank = low_rank_null(graphs[0][1].shape[0], rank, most, seed) if "low_rank" in nulls and most else None

@@ -43,10 +43,10 @@ from scipy.special import log_softmax
 import torch
 
 from ..distributed import engine
-from .address import Synapse
-from .monitors import Monitor
-from .network import build_network
-from .neurons import as_tokens
+from ..network import build_network
+from ..network.address import Synapse
+from ..network.monitors import Monitor
+from ..network.neurons import as_tokens
 
 REPEAT_BYTES = 256  # the passage read twice: the text's first bytes
 DEFAULT_STRONGEST = (1000,)
@@ -423,39 +423,48 @@ def _read(reader: _Reader, condition) -> tuple:
         return condition.read(reader)
 
 
+def _read_all(eng, shared: _Reader, conditions: dict, desc: str, progress: bool) -> dict:
+    """Every condition read as a task of ``eng``: each result (reading, strongest synapses found) under the
+    condition's key."""
+    keys = list(conditions)
+    return {keys[index]: result
+            for index, result in eng.map(_read, ((shared, condition) for condition in conditions.values()),
+                                         len(keys), desc, "reading", progress)}
+
+
 def _experiments(reader: _Reader, eng, time_constants, layers, heads, strongest, repeat_bytes,
                  progress) -> MemoryResult:
     """:func:`memory_experiments` after its arguments were checked: the readings as tasks of ``eng``, in two
-    waves (the strongest synapses' lesions need the full-memory reading)."""
+    waves (the strongest synapses' lesions need the full-memory reading), each keyed by its condition."""
     c, tokens = reader.model.config, reader.tokens
     started = time.perf_counter()
     net = reader.network()
     too_many = [m for m in strongest if m > n_synapses(net)]
     if too_many:
         raise ValueError(f"strongest: the network has {n_synapses(net)} synapses sigma, got {too_many}")
-    first = [_Condition("full memory", {}, strongest=max(strongest, default=0)),
-             _Condition("no memory", {}, decay=0.0),
-             *(_Condition(f"tau = {tau:g}", {"time_constant": tau, "retained_per_token": math.exp(-1 / tau)},
-                          decay=math.exp(-1 / tau)) for tau in time_constants)]
+    first = {"full": _Condition("full memory", {}, strongest=max(strongest, default=0)),
+             "no_memory": _Condition("no memory", {}, decay=0.0)}
+    for tau in time_constants:
+        first["tau", tau] = _Condition(f"tau = {tau:g}", {"time_constant": tau,
+                                                          "retained_per_token": math.exp(-1 / tau)},
+                                       decay=math.exp(-1 / tau))
     for layer in layers:
         blocks = tuple((layer, head) for head in range(c.n_head))
-        first.append(_Condition(f"layer {layer}", {"layer": layer}, erased=blocks,
-                                lesion={block: "all" for block in blocks}))
+        first["layer", layer] = _Condition(f"layer {layer}", {"layer": layer}, erased=blocks,
+                                           lesion={block: "all" for block in blocks})
     for head in heads:
         blocks = tuple((layer, head) for layer in range(c.n_layer))
-        first.append(_Condition(f"head {head}", {"head": head}, erased=blocks,
-                                lesion={block: "all" for block in blocks}))
-    first.append(_Repeat(tokens[:repeat_bytes]))
+        first["head", head] = _Condition(f"head {head}", {"head": head}, erased=blocks,
+                                         lesion={block: "all" for block in blocks})
+    first["repeat"] = _Repeat(tokens[:repeat_bytes])
     with eng.shared(reader) as (shared,):  # one copy for both waves: a worker keeps the network it built
-        done = dict(eng.map(_read, ((shared, condition) for condition in first), len(first), "memory experiments",
-                            "reading", progress))
-        (full, found), (no_memory, _) = done[0], done[1]
-        second = _strongest_lesions(c, found, strongest)
-        lesions = [done[k][0] for k in range(2 + len(time_constants), len(first) - 1)]
-        later = dict(eng.map(_read, ((shared, condition) for condition in second), len(second),
-                             "memory experiments: the strongest synapses", "reading", progress))
-    lesions += [later[k][0] for k in range(len(second))]
-    horizon = [done[2 + k][0] for k in range(len(time_constants))]
+        done = _read_all(eng, shared, first, "memory experiments", progress)
+        found = done["full"][1]
+        done |= _read_all(eng, shared, _strongest_lesions(c, found, strongest),
+                          "memory experiments: the strongest synapses", progress)
+    reading = {key: result[0] for key, result in done.items()}
+    lesions = ([reading["layer", layer] for layer in layers] + [reading["head", head] for head in heads]
+               + [reading["strongest", m] for m in strongest])
     shown = [] if not strongest else [
         {"address": Synapse(int(layer), int(i), int(head) * c.N + int(j)).address(c), "sigma": float(sigma)}
         for layer, head, i, j, sigma in zip(*(found[k][:SHOWN_STRONGEST]
@@ -463,14 +472,15 @@ def _experiments(reader: _Reader, eng, time_constants, layers, heads, strongest,
     description = {"wiring": net.wiring, "backend": net.backend.name, "device": str(net.backend.device),
                    "dtype": str(net.dtype), "prune": net.description["prune"],
                    "synapses": "all" if net.synapse_graph is None else f"synapse graph of {net.synapse_graph.nnz}"}
-    return MemoryResult(tokens, description, full, no_memory, horizon, lesions, done[len(first) - 1][0], shown,
+    return MemoryResult(tokens, description, reading["full"], reading["no_memory"],
+                        [reading["tau", tau] for tau in time_constants], lesions, reading["repeat"], shown,
                         time.perf_counter() - started)
 
 
-def _strongest_lesions(config, found: dict | None, strongest: list[int]) -> list[_Condition]:
+def _strongest_lesions(config, found: dict | None, strongest: list[int]) -> dict[tuple, _Condition]:
     """For each m of ``strongest`` a lesion of the m strongest synapses of ``found`` (``strongest_synapses`` for the
-    largest m: the m strongest for every m are its first m)."""
-    conditions = []
+    largest m: the m strongest for every m are its first m), under the key ``("strongest", m)``."""
+    conditions = {}
     for m in strongest:
         top = {name: values[:m] for name, values in found.items()}
         lesion = {}
@@ -480,7 +490,7 @@ def _strongest_lesions(config, found: dict | None, strongest: list[int]) -> list
         spec = {"strongest": m, "per_layer": np.bincount(top["layer"], minlength=config.n_layer).tolist(),
                 "from_input_neurons": int((top["pre"] >= config.n_neurons).sum()),
                 "smallest_sigma": float(np.abs(top["sigma"][-1]))}
-        conditions.append(_Condition(f"the {m} strongest synapses", spec, lesion=lesion, in_tensor=False))
+        conditions["strongest", m] = _Condition(f"the {m} strongest synapses", spec, lesion=lesion, in_tensor=False)
     return conditions
 
 
