@@ -27,7 +27,8 @@ from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.graphs import dense_neuron_graph, paper_edge_count
 from bdh_graph.model.evaluation import bits_per_byte_by_position, next_byte_report
 from bdh_graph.model.checkpoints import load_model
-from bdh_graph.model.recipe import BUNDLED_CARRIED, BUNDLED_TRAINING
+from bdh_graph.model.recipe import (BUNDLED_CARRIED, BUNDLED_CONFIG, BUNDLED_DAMPED, BUNDLED_DAMPED_CONFIG,
+                                    BUNDLED_TRAINING)
 from bdh_graph.network.recordings import load_recording
 from bdh_graph.text import decode, default_documents, encode, split_documents_held_out
 
@@ -232,7 +233,7 @@ def test_nothing_outside_the_cli_imports_the_cli():
 
 
 def test_readme_trains_the_bundled_model_with_the_recipe(tmp_path, monkeypatch):
-    """The two commands README gives for the bundled model are the recipe's two stages."""
+    """The three commands README gives for the bundled model are the recipe's three stages."""
     readme = (ROOT / "README.md").read_text().replace("\\\n", " ")
     commands = {line.split("--out ")[1].split()[0]: shlex.split(line.split("#")[0])[1:]
                 for line in readme.splitlines() if line.startswith("bdh-graph train --out runs/")}
@@ -243,3 +244,8 @@ def test_readme_trains_the_bundled_model_with_the_recipe(tmp_path, monkeypatch):
     assert train_config(parser.parse_args(commands["runs/bundled"])) == BUNDLED_TRAINING
     carried = train_config(parser.parse_args(commands["runs/carry"]))
     assert carried == replace(BUNDLED_CARRIED, init="runs/bundled/model.safetensors")
+    (tmp_path / "runs" / "carry").mkdir()
+    (tmp_path / "runs" / "carry" / "model.safetensors").touch()
+    damped = parser.parse_args(commands["runs/damped"])
+    assert train_config(damped) == replace(BUNDLED_DAMPED, init="runs/carry/model.safetensors")
+    assert damped.damping and BUNDLED_DAMPED_CONFIG == BUNDLED_CONFIG.replace(damping=True)
