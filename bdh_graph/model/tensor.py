@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..display import html_summary
 from .config import BDHConfig
 
 ROPE_THETA = 2.0**16
@@ -144,6 +145,15 @@ class BDH(nn.Module):
 
     def _ln(self, u: torch.Tensor) -> torch.Tensor:
         return layer_norm(u, self.config.layer_norm)
+
+    def _repr_html_(self) -> str:
+        c, weights = self.config, self.encoder
+        return html_summary("BDH (tensor model)", [
+            ("layers L (one set of weights)", c.n_layer), ("d (residual width)", c.n_embd),
+            ("heads h", c.n_head), ("neurons per head N", c.N), ("neurons n = h N", c.n_neurons),
+            ("vocabulary V (bytes)", c.vocab_size), ("parameters", sum(p.numel() for p in self.parameters())),
+            ("LayerNorm", "yes" if c.layer_norm else "no (normfree)"),
+            ("dtype, device", f"{str(weights.dtype).removeprefix('torch.')}, {weights.device}")])
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: RecurrentState | None = None):
         """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``.
