@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import math
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
+from html.parser import HTMLParser
 from importlib.metadata import version
 from pathlib import Path
 
@@ -95,12 +100,21 @@ def test_next_byte_report_against_the_parallel_form(checkpoint):
         assert [q for _, q in p["top3"]] == pytest.approx(torch.topk(probs[t], 3).values.tolist(), abs=1e-4)
 
 
-def test_demo_announces_each_section_and_writes_its_files(capsys, checkpoint, tmp_path):
-    (tmp_path / "t.txt").write_text("The quick brown fox jumps over the dog.", encoding="utf-8")
-    out = tmp_path / "demo"
-    assert main(["demo", checkpoint, "--text", str(tmp_path / "t.txt"), "--out", str(out), "--json"]) == 0
-    printed = capsys.readouterr()
-    report, err = json.loads(printed.out), printed.err
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """``bdh-graph demo --json`` on a tiny checkpoint: (its checkpoint, output folder, stdout, stderr)."""
+    folder = tmp_path_factory.mktemp("demo_run")
+    checkpoint = tiny_checkpoint(folder, 21, 5.0)
+    (folder / "t.txt").write_text("The quick brown fox jumps over the dog.", encoding="utf-8")
+    out, printed, err = folder / "demo", io.StringIO(), io.StringIO()
+    with redirect_stdout(printed), redirect_stderr(err):
+        assert main(["demo", checkpoint, "--text", str(folder / "t.txt"), "--out", str(out), "--json"]) == 0
+    return checkpoint, out, printed.getvalue(), err.getvalue()
+
+
+def test_demo_announces_each_section_and_writes_its_files(demo_run):
+    checkpoint, out, printed, err = demo_run
+    report = json.loads(printed)
     steps = len(DEMO_SECTIONS) + 2
     announced = [line for line in err.splitlines() if line.startswith("[")]
     assert [line.split("]")[0] + "]" for line in announced] == [f"[{k}/{steps}]" for k in range(1, steps + 1)]
@@ -130,6 +144,101 @@ def test_demo_announces_each_section_and_writes_its_files(capsys, checkpoint, tm
     pruned = report["network"]["summary"].splitlines()[1]  # the pruned network's fidelity, beside the exact one's
     assert "(neuron wiring, an approximation)" in pruned and "(exact hub wiring: " in pruned
     assert "KL: nats per byte lost" in report["network"]["summary"]
+    parts = ["long_text", "recurrent", *(section.name for section in DEMO_SECTIONS)]
+    summaries = [report[name]["summary"] if name != "recurrent" else report["summary"] for name in parts]
+    for k, summary in enumerate(summaries):  # each part's result is printed right after its announcement
+        assert err.index(announced[k]) < err.index(summary) < (err.index(announced[k + 1]) if k + 1 < steps else
+                                                               len(err))
+    assert json.loads((out / "results.json").read_text()) == report
+    check_demo_page(out, report, parts, [line.split("] ", 1)[1].removesuffix(" ...") for line in announced])
+
+
+NUMBER = re.compile(r"(?<![\w/.\-])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w/])")  # not inside a word or a path
+STATED_FOR_COMPARISON = {"spikes": ["100%"]}  # the exact rate network's top-1 agreement, stated beside the spikes'
+
+
+class DemoPage(HTMLParser):
+    """The parts of the demo's page in order, (id, result in words), and the files its images load."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.html, self.parts, self.images, self._words = html, [], [], False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.parts.append((attrs["id"], ""))
+        elif tag in ("img", "link", "script"):
+            self.images.append(attrs.get("src") or attrs.get("href"))
+        self._words = tag == "pre" and attrs.get("class") == "result"
+
+    def handle_endtag(self, tag):
+        self._words = self._words and tag != "pre"
+
+    def handle_data(self, data):
+        if self._words:
+            self.parts[-1] = (self.parts[-1][0], self.parts[-1][1] + data)
+
+
+def numbers_in(value) -> list[float]:
+    """Every number of a part's JSON result (numbers, and numbers written in its strings such as addresses), but
+    not those of its ``summary``, the words the page shows."""
+    if isinstance(value, dict):
+        return [x for key, v in value.items() if key != "summary" for x in numbers_in(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in numbers_in(v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [float(value)]
+    return [float(m.rstrip("%")) for m in NUMBER.findall(value)] if isinstance(value, str) else []
+
+
+def equals_one_of(printed: str, values: list[float]) -> bool:
+    """``printed`` (``1.23``, ``4.6e-15``, ``48.5%``) is one of ``values`` rounded to the digits it shows."""
+    digits = printed.rstrip("%")
+    mantissa, _, exponent = digits.partition("e")
+    half_unit = 0.5 * 10.0 ** (int(exponent or 0) - len(mantissa.partition(".")[2]))
+    scale = 100.0 if printed.endswith("%") else 1.0
+    return any(abs(v * scale - float(digits)) <= half_unit * (1 + 1e-9) for v in values)
+
+
+def check_demo_page(out: Path, report: dict, parts: list[str], announcements: list[str]) -> None:
+    """The page shows the parts in the order they ran, with every figure the demo wrote; every file it loads exists
+    beside it, nothing is fetched
+    from a network; and every number in a part's words is one of that part's JSON results (or of what the part
+    announced it would do, e.g. "head 0"), at the precision shown."""
+    page = DemoPage((out / "index.html").read_text(encoding="utf-8"))
+    assert [name for name, _ in page.parts] == parts
+    assert sorted(page.images) == sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))  # every figure
+    assert all((out / src).is_file() and ":" not in src for src in page.images)  # relative, present: no network
+    assert "http://" not in page.html and "https://" not in page.html
+    for (name, words), announced in zip(page.parts, announcements):
+        results = ({k: v for k, v in report.items() if k not in parts} if name == "recurrent" else report[name])
+        assert words == results["summary"]
+        allowed = numbers_in(results) + numbers_in(announced)
+        wrong = [n for n in NUMBER.findall(words) if not equals_one_of(n, allowed)]
+        assert wrong == STATED_FOR_COMPARISON.get(name, []), (name, wrong)
+
+
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "headless_shell"))),
+                None)
+BROKEN_IMAGES = ("<script>window.onload = () => { document.body.dataset.broken = [...document.images]"
+                 ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')).join(' ') || 'none'"
+                 "; };</script></body>")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on PATH (chromium, chromium-browser, google-chrome "
+                                             "or headless_shell): the demo page is not loaded in a browser here")
+def test_the_demo_page_renders_in_headless_chromium_with_every_figure(demo_run):
+    _, out, _, _ = demo_run
+    probe = out / "probe.html"  # the page and a probe that lists the images that failed to load
+    probe.write_text((out / "index.html").read_text(encoding="utf-8").replace("</body>", BROKEN_IMAGES),
+                     encoding="utf-8")
+    done = subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=10000",
+                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    probe.unlink()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'data-broken="none"' in done.stdout, done.stdout[-2000:]
 
 
 def test_errors_name_the_command_and_the_input(capsys, tmp_path):

@@ -4,11 +4,14 @@ It opens with the long-text result: bits per byte by position over the held-out 
 from a zero synaptic state (does the working memory hold over 4 KB of text?). Then the recurrent form reads a
 held-out passage and predicts its next bytes, and every section of ``DEMO_SECTIONS`` (graphs, network, spikes, memory,
 synapses) runs on the same model and passage and writes its figures into the output folder. Each section is
-announced on stderr, with the files it will write, before it runs. The computations are library functions; this
-module only chooses them and words the report.
+announced on stderr, with the files it will write, before it runs, and its result is printed right after it.
+The whole run is also one page, ``index.html`` (``demo_page``), with every number in ``results.json``. The
+computations are library functions; this module only chooses them and words the report.
 """
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..files import atomic_path
 from ..graphs import TopK
 from ..interpretability.monosemantic import PAPER_SENTENCES, find_concept_synapses
 from ..model.evaluation import bits_per_byte_by_position, byte_frequency_bits, next_byte_report, position_verdict
@@ -33,6 +37,7 @@ from ..text import default_documents, encode, split_documents_held_out
 from ..text.concepts import matched_sentences
 from .common import (add_device_argument, add_json_flag, add_model_argument, add_text_argument, count,
                      model_from_args, output_folder, print_result, say, text_from_args)
+from .demo_page import Part, figures_of, write_page
 from .network_commands import FIDELITY_MEANING
 from .synapse_commands import DEFAULT_CONCEPT
 
@@ -96,7 +101,8 @@ def network_section(model, tokens: np.ndarray, out: Path) -> dict:
         f"{pruned['kl_mean']:.3g} nats per byte (exact hub wiring: {exact['kl_mean']:.1g}), top-1 agreement "
         f"{pruned['top1_agreement']:.1%} (exact: {exact['top1_agreement']:.0%})",
         *(f"    {line}" for line in FIDELITY_MEANING)])
-    return {"summary": summary, "exact": exact, "pruned": pruned, "files": {k: str(v) for k, v in files.items()}}
+    return {"summary": summary, "exact": exact, "pruned": pruned, "x_active": float(sparsity.x.mean()),
+            "y_active": float(sparsity.y.mean()), "files": {k: str(v) for k, v in files.items()}}
 
 
 def spike_section(model, tokens: np.ndarray, out: Path) -> dict:
@@ -113,7 +119,8 @@ def spike_section(model, tokens: np.ndarray, out: Path) -> dict:
                f"{len(tokens)} bytes KL to the tensor model {result['kl_mean']:.3g} nats per byte, top-1 agreement "
                f"{result['top1_agreement']:.1%} (the exact rate network: KL ~0, 100%); "
                f"{n_spikes / len(tokens):.3g} x and y spikes per byte; raster in {folder}")
-    return {"summary": summary, "validation": result, "files": {k: str(v) for k, v in files.items()}}
+    return {"summary": summary, "validation": result, "spikes_per_byte": n_spikes / len(tokens),
+            "files": {k: str(v) for k, v in files.items()}}
 
 
 def memory_section(model, tokens: np.ndarray, out: Path) -> dict:
@@ -133,7 +140,7 @@ def synapse_section(model, tokens: np.ndarray, out: Path) -> dict:
     figures = ([str(plot_concept_synapse(model, found, out / "concept_synapse.png", DEFAULT_CONCEPT)),
                 str(plot_concept_synapse_test(found, model.config, out / "concept_synapse_test.png", DEFAULT_CONCEPT))]
                if found.synapses else [])
-    return {**found.to_dict(), "figures": figures,
+    return {**found.to_dict(), "tested": len(found.synapses), "figures": figures,
             "summary": f"concept synapses ({DEFAULT_CONCEPT}): {found.summary(model.config)}"
                        + (f"; figures {', '.join(figures)}" if figures else "")}
 
@@ -166,25 +173,44 @@ DEMO_SECTIONS = [
 ]
 
 
+def recurrent_section(model, tokens, predictions: int) -> dict:
+    """Bits per byte of the recurrent form over the passage, and its next-byte predictions."""
+    report = next_byte_report(model, tokens, predictions)
+    lines = [f"recurrent form over {report['tokens']} bytes: {report['bits_per_byte']:.3f} bits per byte"]
+    for p in report["predictions"]:
+        guesses = "  ".join(f"{c!r} {q:.2f}" for c, q in p["top3"])
+        lines.append(f"  ...{p['context']!r} -> next {p['actual']!r}; model: {guesses}")
+    return {**report, "summary": "\n".join(lines)}
+
+
 def cmd_demo(args) -> int:
     steps = len(DEMO_SECTIONS) + 2
     model = model_from_args(args)
     tokens = encode(text_from_args(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    say(f"[1/{steps}] long text: the tensor model reads the held-out tail of the default corpus in 4096-byte "
-        f"segments, each from a zero synaptic state; writes {args.out}/long_text.png ...")
-    long_text = long_text_section(model, args.out)
-    say(f"[2/{steps}] the recurrent form reads {len(tokens)} bytes and predicts the next byte (writes nothing) ...")
-    report = {**next_byte_report(model, tokens, args.predictions), "long_text": long_text}
-    lines = [long_text["summary"],
-             f"recurrent form over {report['tokens']} bytes: {report['bits_per_byte']:.3f} bits per byte"]
-    for p in report["predictions"]:
-        guesses = "  ".join(f"{c!r} {q:.2f}" for c, q in p["top3"])
-        lines.append(f"  ...{p['context']!r} -> next {p['actual']!r}; model: {guesses}")
-    for k, section in enumerate(DEMO_SECTIONS, start=3):
-        say(f"[{k}/{steps}] {section.doing.format(out=args.out)} ...")
-        result = section.run(model, tokens.numpy(), args.out)
-        report[section.name] = result
-        lines.append(result["summary"])
-    print_result(args, report, "\n".join(lines))
+    parts = []
+
+    def run_part(name: str, doing: str, run: Callable[[], dict]) -> dict:
+        """Announce a part, run it, and print its result right after the announcement (on stderr with --json,
+        where stdout holds the JSON)."""
+        say(f"[{len(parts) + 1}/{steps}] {doing} ...")
+        result = run()
+        print(result["summary"], file=sys.stderr if args.json else sys.stdout, flush=True)
+        parts.append(Part(name, doing, result["summary"], figures_of(result)))
+        return result
+
+    long_text = run_part("long_text", "long text: the tensor model reads the held-out tail of the default corpus in "
+                                      "4096-byte segments, each from a zero synaptic state; writes "
+                                      f"{args.out}/long_text.png", lambda: long_text_section(model, args.out))
+    report = {**run_part("recurrent", f"the recurrent form reads {len(tokens)} bytes and predicts the next byte "
+                                      "(writes nothing)", lambda: recurrent_section(model, tokens, args.predictions)),
+              "long_text": long_text}
+    for section in DEMO_SECTIONS:
+        report[section.name] = run_part(section.name, section.doing.format(out=args.out),
+                                        lambda: section.run(model, tokens.numpy(), args.out))
+    with atomic_path(args.out / "results.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+    say(f"the demo as one page: {write_page(args.out, 'bdh-graph demo', parts)} (every number in results.json)")
+    if args.json:
+        print_result(args, report, "")
     return 0

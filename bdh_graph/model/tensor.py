@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..display import html_summary
 from .config import BDHConfig
 
 ROPE_THETA = 2.0**16
@@ -189,6 +190,16 @@ class BDH(nn.Module):
         """``tau_h = -1 / ln gamma_h`` in tokens, (h,) (inf without damping): a write keeps ``exp(-s / tau)`` of
         itself ``s`` tokens later."""
         return -1.0 / torch.log(self.decay().double())
+    def _repr_html_(self) -> str:
+        c, weights = self.config, self.encoder
+        return html_summary("BDH (tensor model)", [
+            ("layers L (one set of weights)", c.n_layer), ("d (residual width)", c.n_embd),
+            ("heads h", c.n_head), ("neurons per head N", c.N), ("neurons n = h N", c.n_neurons),
+            ("vocabulary V (bytes)", c.vocab_size), ("parameters", sum(p.numel() for p in self.parameters())),
+            ("LayerNorm", "yes" if c.layer_norm else "no (normfree)"),
+            ("damping: time constants (tokens)", ", ".join(f"{float(t):.0f}" for t in self.time_constants())
+             if c.damping else "none (the state never decays)"),
+            ("dtype, device", f"{str(weights.dtype).removeprefix('torch.')}, {weights.device}")])
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: RecurrentState | None = None):
         """Parallel form. ``idx`` (B, T) token ids -> ``(logits (B, T, V), loss or None)``.

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from ..display import html_summary
 from ..errors import FileFormatError, NonFiniteError, StateMismatchError
 from ..files import read_tagged, write_tagged
 from ..graphs import check_prune
@@ -153,6 +154,20 @@ class Network:
         self.events = 0
         self.spikes = 0
         self._lesions: dict[int, list] = {}  # layer -> [(head, located pairs, or None for the whole head)]
+
+    def _repr_html_(self) -> str:
+        c, spiking = self.config, self.spike_options
+        wiring = (f"hub: n + V neurons, d = {c.n_embd} hubs" if self.wiring == "hub" else
+                  f"neuron: n + V neurons, pruned by {self.description['prune']}" if self.description["prune"] != "None"
+                  else "neuron: n + V neurons, dense (exact)")
+        return html_summary("BDH network", [
+            ("wiring", wiring), ("neurons n + V inputs", f"{c.n_neurons} + {c.vocab_size}"),
+            ("layers, heads", f"{c.n_layer}, {c.n_head}"),
+            ("edges", ", ".join(f"{name} {m:,}" for name, m in self.n_edges.items())),
+            ("mode", "rate" if spiking is None else f"spike, K = {spiking['spike_steps']} micro-steps"),
+            ("backend, dtype", f"{self.backend.name} on {self.backend.device}, {self.dtype}"),
+            ("tokens stepped", self.position), ("synaptic events so far", f"{self.events:,}"),
+            *([] if spiking is None else [("spikes so far", f"{self.spikes:,}")])])
 
     # -- what the network is made of ------------------------------------------------------------------------
     @property

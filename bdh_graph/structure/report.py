@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from ..display import html_summary
 from ..distributed import engine
 from ..errors import GraphInputError
 from ..graphs import Circuits, GraphFactors, Strongest, product_graph
@@ -92,6 +93,18 @@ class StructureAnalysis:
                                                                        default=float("nan")),
                                  "verdict": self.modularity_verdict()}
         return out
+
+    def _repr_html_(self) -> str:
+        rows = [("graph", f"{self.graph.shape[0]} nodes, {self.n_edges:,} edges ({self.circuit} circuit, "
+                          f"weights >= beta = {self.beta:.4g})")]
+        baseline = f"{self.baseline_meta.get('kind', '')} baseline ".lstrip()
+        for who, analysis in [("", self), (baseline, self.baseline)]:
+            if analysis is None:
+                continue
+            rows += [(f"{who}{k}-degree", fit.verdict if isinstance(fit, PowerLawFit) else fit)
+                     for k, fit in analysis.fits.items()]
+            rows.append((f"{who}modularity", analysis.modularity_verdict()))
+        return html_summary("structure analysis", rows)
 
     def partition_csv(self) -> str:
         """The analysed graph's Louvain partition as CSV, ``neuron,community`` (global neuron ids)."""
