@@ -314,14 +314,12 @@ class Network:
                 x = active(b, b.relu(x))
                 x_sent = channel.send("x", x, "read", layer)
                 k = active(b, b.rope(x_sent.dense.reshape(H, N), cos, sin).reshape(-1))  # R_t x of every head
-                # read the synapse state into A, every head before any write (the rate channel writes in that pass)
+                # read the synapse state into A (every head before any write), A -> y through G_y gated by x, and
+                # the Hebbian write (spike mode: the coincidences of the round), in the channel's order
                 A[...] = 0
-                channel.read(self.synapses, layer, pre, k, A)
-                # A -> y through G_y, gated by x
-                y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x, trace)
+                y, events = channel.synapse_rounds(self.synapses, layer, pre, x, k, A,
+                                                   gate=lambda reads: wired.gate(reads, x, trace))
                 channel.messages(events)
-                # Hebbian write (spike mode: the coincidences of the round)
-                channel.write(self.synapses, layer, pre, k)
                 y = active(b, y)
             self._hold_lesions(layer, k)
             self._check_finite(x.dense, "x", layer, token)
