@@ -227,7 +227,7 @@ def synapse_state(net) -> list[np.ndarray]:
     c = net.config
     if net.wiring == "hub":
         return [net.rho(layer) for layer in range(c.n_layer)]
-    return [sp.csr_array(net.sigma(layer, head)).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
+    return [net.sigma(layer, head).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
 
 
 @functools.cache

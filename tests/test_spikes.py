@@ -96,8 +96,7 @@ def synapse_blocks(net) -> list[np.ndarray]:
     c = net.config
     if net.wiring == "hub":
         return [net.rho(layer) for layer in range(c.n_layer)]
-    return [np.asarray(getattr(s, "toarray", lambda: s)()) for s in
-            (net.sigma(layer, head) for layer in range(c.n_layer) for head in range(c.n_head))]
+    return [net.sigma(layer, head).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
 
 
 @pytest.mark.parametrize("K", [4, 16])
@@ -158,8 +157,8 @@ def layer0_sigma(make_model, seeds) -> tuple[np.ndarray, np.ndarray]:
     for seed in seeds:
         net = spiking(one_layer, seed, K=8)
         net.run(TEXT, progress=False)
-        samples.append(np.stack([net.sigma(0, h) for h in range(2)]))
-    return np.stack([rate.sigma(0, h) for h in range(2)]), np.array(samples)
+        samples.append(np.stack([net.sigma(0, h).toarray() for h in range(2)]))
+    return np.stack([rate.sigma(0, h).toarray() for h in range(2)]), np.array(samples)
 
 
 def test_layer0_synapses_are_unbiased_on_fixed_seeds(make_model):

@@ -185,16 +185,19 @@ class Network:
         """The synapse graph (n+V, n) of a neuron wiring with restricted synapses; None when all exist."""
         return self._wiring.synapse_graph
 
-    def sigma(self, layer: int, head: int):
-        """``sigma[layer, head]`` (n+V, N): numpy array, or scipy CSR on a synapse graph (neuron wiring only).
+    def sigma(self, layer: int, head: int) -> sp.csr_array:
+        """``sigma[layer, head]`` (n+V, N) as a scipy CSR array, whatever the synapses (neuron wiring only).
 
-        The hub wiring never stores sigma (only ``rho = E_ext sigma``); track entries with ``SynapseMonitor``.
+        Sparse for every wiring: a synapse graph holds only its own synapses, and where every pair exists only
+        those of active pre x active post neurons have ever grown, while the dense matrix at the released size
+        would take (n+V) N = 2.7e8 entries a head. The hub wiring never stores sigma (only ``rho = E_ext sigma``);
+        track entries with ``SynapseMonitor``.
         """
         if self.wiring != "neuron":
             raise ValueError("the hub wiring stores rho = E_ext sigma, not sigma; "
                              "track chosen entries with SynapseMonitor")
         self._check_layer_head(layer, head)
-        return self.synapses.matrix(layer, head)
+        return sp.csr_array(self.synapses.matrix(layer, head))
 
     def rho(self, layer: int) -> np.ndarray:
         """Synaptic state of ``layer`` in the tensor model's coordinates, ``rho`` (h, d, N)."""
