@@ -166,7 +166,8 @@ def test_the_strongest_synapses_are_those_of_largest_sigma(model):
     factors = HebbianFactors()
     net.run(tokens, monitors=[factors], progress=False)
     found = strongest_synapses(net, factors, 9)
-    stored = np.stack([[net.sigma(layer, head).toarray() for head in range(TINY.n_head)] for layer in range(TINY.n_layer)])
+    stored = np.stack([[net.sigma(layer, head).toarray() for head in range(TINY.n_head)]
+                       for layer in range(TINY.n_layer)])
     flat = np.argsort(-np.abs(stored).ravel(), kind="stable")[:9]
     layer, head, i, j = np.unravel_index(flat, stored.shape)
     assert (found["layer"].tolist(), found["head"].tolist(), found["pre"].tolist(), found["post"].tolist()) == (
