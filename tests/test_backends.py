@@ -1,9 +1,10 @@
-"""Every backend against the others: kernels against their numpy twins, whole networks against Numba.
+"""Every backend against independent references: each kernel against its definition written out on dense matrices
+here, and whole networks against a dense numpy step of the graph form (docs/model.md 4; SPEC 3.1) written here.
 
 The ``backend`` fixture (conftest.py) runs each test on numpy, numba, torch on the CPU and, where a GPU is
 present, torch on CUDA (marked ``gpu``, skipped with the reason otherwise). Networks are compared in float64:
-the same network on two backends must agree within round-off (1e-12 of each array's largest entry) and count
-exactly the same synaptic events.
+a network must agree with the dense step within round-off (1e-12 of each array's largest entry) and count
+exactly its synaptic events.
 """
 import functools
 import json
@@ -11,16 +12,16 @@ import sys
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from bdh_graph import BDHConfig
 from bdh_graph.model.checkpoints import save_model
 from bdh_graph.cli import build_parser, main
-from bdh_graph.graphs import Threshold, TopK
+from bdh_graph.graphs import Threshold, TopK, graph_factors, neuron_graph
 from bdh_graph.kernels import check_device, get_backend, reference, set_backend
+from bdh_graph.model.tensor import LN_EPS, rope_cos_sin
 from bdh_graph.network import build_network
-from helpers import assert_kernels_equal_numpy_twins, random_csr, random_model, sparse_vector
+from helpers import assert_kernels_equal_their_dense_definition, random_csr, random_model, sparse_vector
 
 ROUND_OFF = 1e-12
 TOKENS = np.random.default_rng(5).integers(0, 256, 16)
@@ -45,75 +46,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # -- kernels ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 1.0])  # few rows apart, many, all: each path
-def test_kernels_equal_numpy_twins(backend, fraction, dtype):
-    assert_kernels_equal_numpy_twins(backend, fraction, dtype)
-
-
-def test_sums_of_outer_products_are_their_definition():
-    """The numpy twins of the K-step writes against a loop of K outer products, written out by hand."""
-    rng = np.random.default_rng(1)
-    R, C = rng.normal(size=(3, 4)) * (rng.random((3, 4)) < 0.5), rng.normal(size=(3, 5)) * (rng.random((3, 5)) < 0.5)
-    M, rows, cols = np.zeros((6, 7)), np.array([0, 2, 3, 5]), np.array([1, 2, 4, 5, 6])
-    events = reference.product_add(M, rows, R, cols, C)
-    expected = np.zeros((6, 7))
-    for m in range(3):
-        expected[np.ix_(rows, cols)] += np.outer(R[m], C[m])
-    np.testing.assert_allclose(M, expected, rtol=1e-15)
-    assert events == sum(np.count_nonzero(R[m]) * np.count_nonzero(C[m]) for m in range(3))
-    g = random_csr(rng, (4, 5), 0.6)
-    data = g.data.copy()
-    events = reference.graph_product_add(g.indptr, g.indices, data, np.array([1, 3]), R[:, [0, 1]], C)
-    dense = g.toarray()
-    for m in range(3):
-        for q, row in enumerate([1, 3]):
-            dense[row] += (g.toarray()[row] != 0) * R[m, q] * C[m]
-    np.testing.assert_allclose(sp.csr_array((data, g.indices, g.indptr), shape=g.shape).toarray(), dense, rtol=1e-15)
-    assert events == sum(int(R[m, q] != 0) * np.count_nonzero((g.toarray()[row] != 0) & (C[m] != 0))
-                         for m in range(3) for q, row in enumerate([1, 3]))
-
-
-def test_fused_read_writes_and_heads_are_their_definition():
-    """The numpy twins of the fused read-writes and of the kernels that serve every head at once, against dense
-    matrices and loops written out by hand (each synapse read before it is written)."""
-    rng = np.random.default_rng(2)
-    n_head, N, n_pre = 2, 3, 5
-    S = rng.normal(size=(n_head * N, n_pre)) * (rng.random((n_head * N, n_pre)) < 0.6)  # post-major synapses
-    g = sp.csr_array(S)
-    k, w = np.array([0.5, 0, -1.0, 2.0, 0, 0.25]), np.array([0, 1.5, 0, -0.5, 2.0])
-    ids = np.flatnonzero(k)
-    A_expected, S_expected = np.zeros((n_head, n_pre)), S.copy()
-    for j in ids:
-        A_expected[j // N] += k[j] * S[j]  # the read sees sigma before the write
-        S_expected[j] += k[j] * w * (S[j] != 0)  # Hebbian write on the synapses that exist
-    A, data = np.zeros((n_head, n_pre)), g.data.copy()
-    events = reference.graph_read_write(g.indptr, g.indices, data, ids, k[ids], w, A)
-    np.testing.assert_allclose(A, A_expected, rtol=1e-15)
-    np.testing.assert_allclose(sp.csr_array((data, g.indices, g.indptr), shape=g.shape).toarray(), S_expected,
-                               rtol=1e-15)
-    assert events == np.count_nonzero(S[ids]) + np.count_nonzero((S[ids] != 0) & (w != 0))
-    dense, A = S.copy(), np.zeros((n_head, n_pre))
-    pre_ids = np.flatnonzero(w)
-    events = reference.rows_read_write(dense, ids, k[ids], pre_ids, w[pre_ids], A)
-    S_dense = S.copy()
-    for j in ids:
-        S_dense[j] += k[j] * w
-    np.testing.assert_allclose(A, A_expected, rtol=1e-15)
-    np.testing.assert_allclose(dense, S_dense, rtol=1e-15)
-    assert events == len(ids) * (n_pre + len(pre_ids))
-    # every head at once: a row of head h sends to, gathers from or meets row h
-    out = np.zeros((n_head, n_pre))
-    assert reference.push(g.indptr, g.indices, g.data, ids, k[ids], out) == np.count_nonzero(S[ids])
-    np.testing.assert_allclose(out, A_expected, rtol=1e-15)
-    signal, pulled = rng.normal(size=(n_head, n_pre)) * (rng.random((n_head, n_pre)) < 0.5), np.zeros(len(ids))
-    events = reference.pull(g.indptr, g.indices, g.data, ids, signal, pulled)
-    np.testing.assert_allclose(pulled, [S[j] @ signal[j // N] for j in ids], rtol=1e-15)
-    assert events == sum(np.count_nonzero((S[j] != 0) & (signal[j // N] != 0)) for j in ids)
-    dotted = np.zeros(len(ids))
-    assert reference.rows_dot(S, ids, signal, dotted) == len(ids) * n_pre
-    np.testing.assert_allclose(dotted, [S[j] @ signal[j // N] for j in ids], rtol=1e-15)
-    combined, val = np.zeros((n_head, n_pre)), np.array([[1.0, 0, 2.0, 0], [0, 0, -1.0, 3.0]])
-    assert reference.rows_combine(S, ids, val, combined) == 4 * n_pre  # the non-zero values times the columns
-    np.testing.assert_allclose(combined, [val[h] @ S[ids] for h in range(n_head)], rtol=1e-15)
+def test_kernels_equal_their_dense_definition(backend, fraction, dtype):
+    assert_kernels_equal_their_dense_definition(backend, fraction, dtype)
 
 
 def test_head_blocks_that_do_not_divide_the_rows_are_refused(backend):
@@ -146,7 +80,7 @@ def test_array_operations_equal_numpy(backend):
     assert backend.to_numpy(backend.zeros((2, 3), np.float32)).dtype == np.float32
 
 
-# -- networks: every backend equals Numba ----------------------------------------------------------------------
+# -- networks: every backend equals a dense step of the graph form --------------------------------------------
 def network(name: str, backend):
     config, kwargs = NETWORKS[name]
     cfg, scale = CONFIGS[config]
@@ -158,18 +92,72 @@ def synapse_state(net) -> list[np.ndarray]:
     c = net.config
     if net.wiring == "hub":
         return [net.rho(layer) for layer in range(c.n_layer)]
-    return [sp.csr_array(net.sigma(layer, head)).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
+    return [net.sigma(layer, head).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
 
 
 @functools.cache
-def numba_run(name: str):
-    """Numba's records of every token (x, y, k, w, u, logits, events) and the synapse state after them."""
-    net = network(name, "numba")
+def dense_run(name: str):
+    """The records (x, y, k, w, u, logits, events) of every token and the synapse state after them, from the graph
+    form stepped on dense float64 matrices (SPEC 3.1): the network's graphs (pruned where it is) as they come from
+    ``bdh_graph.graphs``, sigma as one dense (n+V, N) matrix per layer and head; the hub wiring is the same
+    computation through its d hubs (docs/model.md 4.5), with its own events."""
+    config, kwargs = NETWORKS[name]
+    cfg, scale = CONFIGS[config]
+    model = random_model(cfg, seed=3, scale=scale)
+    hub, prune = kwargs["wiring"] == "hub", kwargs.get("prune")
+    n, V, N, H, d = cfg.n_neurons, cfg.vocab_size, cfg.N, cfg.n_head, cfg.n_embd
+    G_x, G_y = (neuron_graph(model, f, "exact", prune=prune) for f in "xy")
+    Gx, Gy = G_x.signed().toarray(), G_y.signed().toarray()  # (n+V, n): edge i -> j
+    synapses = ((Gx != 0) if kwargs.get("synapses") == "wiring" else np.ones_like(Gx, bool))  # (n+V, n)
+    E_ext = graph_factors(model, "x", "exact").pre  # (n+V, d)
+    lm_head = model.lm_head.detach().double().numpy()  # (d, V)
+    freqs = model.attn.freqs.detach().double().reshape(-1)
+    def gain(u):  # the divisor of LayerNorm, per row; 1 in the Normfree variant
+        return np.sqrt(np.var(u, axis=-1) + LN_EPS) if cfg.layer_norm else np.ones(u.shape[:-1])
+
+    sigma = np.zeros((cfg.n_layer, n + V, n))  # every head's block side by side: head h is columns h*N:(h+1)*N
     records = []
-    for token in TOKENS:
-        records.append({})
-        net.step(int(token), records[-1])
-    return records, synapse_state(net), net.events
+    for t, token in enumerate(TOKENS):
+        cos, sin = (a.numpy() for a in rope_cos_sin(torch.tensor(float(t), dtype=torch.float64), freqs))
+        w = np.zeros(n + V)
+        w[n + token] = 1 / gain(E_ext[n + token])
+        record = {name: [] for name in ("x", "y", "k", "w", "u")}
+        events = 0
+        for layer in range(cfg.n_layer):
+            u = E_ext.T @ w
+            x = np.maximum(Gx.T @ w, 0)
+            k = np.concatenate([x[h * N:(h + 1) * N] * cos + np.stack([-x[h * N + 1:(h + 1) * N:2],
+                                                                       x[h * N:(h + 1) * N:2]], 1).ravel() * sin
+                                for h in range(H)])  # R_t x, head by head
+            A = np.stack([sigma[layer][:, h * N:(h + 1) * N] @ k[h * N:(h + 1) * N] for h in range(H)])  # (H, n+V)
+            sigma[layer] += np.outer(w, k) * synapses  # Hebbian write, after the read
+            potential = np.array([Gy[:, j] @ A[j // N] for j in range(n)]) / np.repeat(gain(A @ E_ext), N)
+            y = np.maximum(potential, 0) * x
+            x_ids, k_ids, pre_ids = np.flatnonzero(x), np.flatnonzero(k), np.flatnonzero(w)
+            if hub:  # D_x u to every neuron; rho of the active x-neurons read and written at every hub; D_y a
+                events += n * d + len(k_ids) * 2 * d + len(x_ids) * d
+            else:  # out-edges of the active pre; the synapses read, those written; the in-edges with a read
+                events += sum(np.count_nonzero(Gx[i]) for i in pre_ids)
+                events += sum(np.count_nonzero(synapses[:, j]) + np.count_nonzero(synapses[pre_ids, j])
+                              for j in k_ids)
+                events += sum(np.count_nonzero((Gy[:, j] != 0) & (A[j // N] != 0)) for j in x_ids)
+                events += np.count_nonzero(A) * d if cfg.layer_norm else 0  # the gain control
+            for name, value in (("x", x), ("y", y), ("k", k), ("w", w.copy()), ("u", u)):
+                record[name].append(value)
+            z = E_ext[:n].T @ y  # y joins the trace (trace_add)
+            events += np.count_nonzero(y) * d
+            w[:n] += y / gain(z)
+            w /= gain(E_ext.T @ w)
+        record["u"].append(E_ext.T @ w)
+        events += V * d if hub else np.count_nonzero(w) * V  # the readout
+        records.append({name: np.stack(v) for name, v in record.items()}
+                       | {"logits": lm_head.T @ (E_ext.T @ w), "events": events})
+    if hub:  # rho = E_ext^T sigma, (h, d, N)
+        state = [np.stack([E_ext.T @ sigma[layer][:, h * N:(h + 1) * N] for h in range(H)])
+                 for layer in range(cfg.n_layer)]
+    else:
+        state = [sigma[layer][:, h * N:(h + 1) * N] for layer in range(cfg.n_layer) for h in range(H)]
+    return records, state, sum(r["events"] for r in records)
 
 
 def assert_round_off(actual, expected, what):
@@ -179,8 +167,8 @@ def assert_round_off(actual, expected, what):
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
-def test_network_equals_numba(backend, name):
-    expected_records, expected_state, expected_events = numba_run(name)
+def test_network_equals_the_dense_graph_form(backend, name):
+    expected_records, expected_state, expected_events = dense_run(name)
     net = network(name, backend)
     for t, token in enumerate(TOKENS):
         record = {}
@@ -188,7 +176,7 @@ def test_network_equals_numba(backend, name):
         for key in ("x", "y", "k", "w", "u", "logits"):
             assert_round_off(record[key], expected_records[t][key], f"{name} token {t} {key}")
         assert record["events"] == expected_records[t]["events"], f"{name} token {t} events"
-    for i, (state, expected) in enumerate(zip(synapse_state(net), expected_state)):
+    for i, (state, expected) in enumerate(zip(synapse_state(net), expected_state, strict=True)):
         assert_round_off(state, expected, f"{name} synapse state {i}")
     assert net.events == expected_events
     assert max(np.abs(r["y"]).max() for r in expected_records) > 0  # not vacuous: y fires
@@ -196,8 +184,9 @@ def test_network_equals_numba(backend, name):
 
 @pytest.mark.parametrize("name", ["neuron-dense", "neuron-threshold-wiring-synapses", "hub"])
 def test_state_file_moves_between_backends(backend, name, tmp_path):
-    """A state saved by Numba resumes on ``backend``, and one saved there resumes on Numba (numpy arrays)."""
-    expected_records = numba_run(name)[0]
+    """A state saved by Numba resumes on ``backend``, and one saved there resumes on Numba (numpy arrays), each
+    where the dense graph form goes on."""
+    expected_records = dense_run(name)[0]
     half = len(TOKENS) // 2
     for saver, loader in ((network(name, "numba"), network(name, backend)),
                           (network(name, backend), network(name, "numba"))):

@@ -101,7 +101,7 @@ def test_events_are_their_definition(small_model, backend, wiring, kwargs):
         pattern = np.ones((n + V, n), bool) if net.synapse_graph is None else net.synapse_graph.toarray() != 0
     fired = 0
     for token in tokens(9, 6):
-        sigma = ([[sp.csr_array(net.sigma(layer, h)).toarray() for h in range(H)] for layer in range(c.n_layer)]
+        sigma = ([[net.sigma(layer, h).toarray() for h in range(H)] for layer in range(c.n_layer)]
                  if wiring == "neuron" else None)
         record = {}
         net.step(int(token), record)

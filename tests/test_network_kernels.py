@@ -1,8 +1,9 @@
-"""The Numba kernels split into one block per thread equal their numpy twins (reference.py), and the fused layers
-of both wirings equal their kernels run one by one.
+"""The Numba kernels split into one block per thread equal their dense definitions, and the fused layers of both
+wirings equal their kernels run one by one.
 
-``test_backends.py`` compares every backend's kernels with the twins at the sizes of its cases, where Numba runs
-each kernel on one thread; here the same comparison runs with the parallel path forced for any work size.
+``test_backends.py`` compares every backend's kernels with their definitions written out on dense matrices at the
+sizes of its cases, where Numba runs each kernel on one thread; here the same comparison runs with the parallel
+path forced for any work size.
 """
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from bdh_graph.graphs import TopK
 from bdh_graph.kernels import get_backend, numba_kernels
 from bdh_graph.network import build_network
 import helpers
-from helpers import NETWORK_CONFIGS as CONFIGS, assert_kernels_equal_numpy_twins, random_tokens as tokens
+from helpers import NETWORK_CONFIGS as CONFIGS, assert_kernels_equal_their_dense_definition, random_tokens as tokens
 
 
 class OneByOne(numba_kernels.NumbaBackend):
@@ -23,10 +24,10 @@ class OneByOne(numba_kernels.NumbaBackend):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
-def test_parallel_blocks_equal_numpy_twins(monkeypatch, fraction, dtype):
+def test_parallel_blocks_equal_their_dense_definition(monkeypatch, fraction, dtype):
     monkeypatch.setattr(numba_kernels, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(numba_kernels.numba, "get_num_threads", lambda: 3)  # uneven blocks on any machine
-    assert_kernels_equal_numpy_twins(get_backend("numba"), fraction, dtype)
+    assert_kernels_equal_their_dense_definition(get_backend("numba"), fraction, dtype)
 
 
 @pytest.mark.parametrize("wiring", ["neuron", "hub"])

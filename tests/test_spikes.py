@@ -78,15 +78,17 @@ def test_backends_draw_the_same_spikes(model, backend):
 
 
 # -- the coincidence write -----------------------------------------------------------------------------------
-def previous_write(synapses, layer, head, pre, k):
-    """The coincidence write as it was before the product over micro-steps: for each micro-step m, the Hebbian
-    outer product of the presynaptic neurons firing at m and the rotated x spikes of m (``outer_add`` or
-    ``graph_outer_add``). ``pre.dense`` and ``k.dense`` hold the amplitudes of every micro-step, (K, neurons)."""
-    b, updates = synapses.backend, 0
-    for m in range(k.dense.shape[0]):
-        pre_m, k_m = active(b, pre.dense[m]), active(b, k.dense[m])
-        if len(pre_m.ids) and len(k_m.ids):
-            updates += synapses.write(layer, head, pre_m, k_m)
+def previous_write(synapses, layer, pre, k):
+    """The coincidence write as it was before the product over micro-steps: for each head and micro-step m, the
+    Hebbian outer product of the presynaptic neurons firing at m and the head's rotated x spikes of m
+    (``outer_add`` or ``graph_outer_add``). ``pre.dense`` and ``k.dense`` hold the amplitudes of every micro-step,
+    (K, neurons), ``k`` over the x-neurons of every head."""
+    b, updates, N = synapses.backend, 0, synapses.N
+    for head in range(k.dense.shape[1] // N):
+        for m in range(k.dense.shape[0]):
+            pre_m, k_m = active(b, pre.dense[m]), active(b, k.dense[m, head * N:(head + 1) * N])
+            if len(pre_m.ids) and len(k_m.ids):
+                updates += synapses.write(layer, head, pre_m, k_m)
     return updates
 
 
@@ -94,15 +96,14 @@ def synapse_blocks(net) -> list[np.ndarray]:
     c = net.config
     if net.wiring == "hub":
         return [net.rho(layer) for layer in range(c.n_layer)]
-    return [np.asarray(getattr(s, "toarray", lambda: s)()) for s in
-            (net.sigma(layer, head) for layer in range(c.n_layer) for head in range(c.n_head))]
+    return [net.sigma(layer, head).toarray() for layer in range(c.n_layer) for head in range(c.n_head)]
 
 
 @pytest.mark.parametrize("K", [4, 16])
 @pytest.mark.parametrize("options", [dict(wiring="neuron"), dict(wiring="neuron", prune=TopK(16), synapses="wiring"),
                                      dict(wiring="hub")], ids=["dense-sigma", "synapse-graph", "hub"])
 def test_coincidence_write_equals_one_outer_product_per_micro_step(model, backend, options, K):
-    """One product per head over the K micro-steps gives the spikes, events and synapses of the per-micro-step
+    """One product over the K micro-steps for every head gives the spikes, events and synapses of the per-micro-step
     loop (float64; synapses within 1e-12 of their largest entry)."""
     runs = []
     for previous in (False, True):
@@ -156,8 +157,8 @@ def layer0_sigma(make_model, seeds) -> tuple[np.ndarray, np.ndarray]:
     for seed in seeds:
         net = spiking(one_layer, seed, K=8)
         net.run(TEXT, progress=False)
-        samples.append(np.stack([net.sigma(0, h) for h in range(2)]))
-    return np.stack([rate.sigma(0, h) for h in range(2)]), np.array(samples)
+        samples.append(np.stack([net.sigma(0, h).toarray() for h in range(2)]))
+    return np.stack([rate.sigma(0, h).toarray() for h in range(2)]), np.array(samples)
 
 
 def test_layer0_synapses_are_unbiased_on_fixed_seeds(make_model):

@@ -8,33 +8,24 @@ loaded, sent to its read neuron, updated by the Hebbian rule and stored, where a
 it twice. The inner loops over edges and synapses run without branches on the data (an event is counted by adding
 a comparison, and a silent neuron adds zero), so that they stream.
 
-The two walks of a token that gain from it, the gate's ``pull`` over G_y and the hub wiring's ``rows_read_write``
-over rho, ask for the rows ``AHEAD`` active neurons further on while they work on this one (``_prefetch``): a
-token's graphs and synapses (about 20 MB for the bundled model pruned to the top 64 inputs) do not stay in the
-caches from one layer's walk to the next, and the rows of the active neurons lie far apart, so each row would begin
-with a cache miss that the hardware does not foresee. Stepped in turn with the kernels before, it made a token of
-the bundled top-64 network 1.11x to 1.16x and of the released-size hub wiring 1.11x as fast (BENCHMARKS.md, issue
-16).
-The other walks were no faster with it (``graph_read_write``, ``rows_dot``, ``rows_combine``), or gained little in a
-token and lost more where the rows are in the caches already: ``push`` saved 0.1 ms of a top-64 token and took
-15 % to 20 % longer on a round repeated over one active set (``benchmarks/bench_brian2.py``).
+A token's graphs and synapses do not stay in the caches from one layer's walk to the next, and the rows of the
+active neurons lie far apart, so each row would begin with a cache miss that the hardware does not foresee: the
+walks that gain from it (the gate's ``pull`` over G_y, the hub wiring's ``rows_read_write`` over rho) ask for the
+rows ``AHEAD`` active neurons further on while they work on this one (``_prefetch``). In the other walks it did
+not pay (BENCHMARKS.md, issue 16).
 
 A rate-mode layer runs as one compiled call, ``_neuron_layer`` for the neuron wiring on a synapse graph (the pruned
 network: the block functions of ``push``, ``graph_read_write``, ``pull`` and ``rows_combine``) and ``_hub_layer``
 for the hub wiring (``rows_dot``, ``rows_read_write``, ``rows_dot``), with the active sets, ReLU, RoPE, gains and
-the gate between them, so that no Python runs inside a layer. Stepped in turn with the kernels called one by one,
-it made a token of the bundled top-64 network 1.05x to 1.09x and top-16 1.10x to 1.13x as fast (BENCHMARKS.md,
-issue 16). It runs on one thread, so it serves a layer only where none of its kernels would split over threads
-(``fuses_layer``): with more than one thread, where the largest of them stays below ``PARALLEL_MIN_WORK`` (at the
-released size: ``graph_read_write`` over every synapse of top-64, 5e7 of 6.7e7; the hub wiring's read-write over
-rho, 1.7e7).
+the gate between them, so that no Python runs inside a layer. It runs on one thread, so it serves a layer only
+where none of its kernels would split over threads (``fuses_layer``).
 
-Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a driver that runs it once
-(small work: a parallel launch costs more than it saves) or on one block per thread. The blocks never share
-an output entry (``push`` and ``rows_combine`` split the output range, the fused read-writes the heads, the others
-the items), so results do not depend on the threads. Compiled code is cached on disk; floats are the arrays' own
-dtype. Outputs with one row per head (``backend.row_blocks``) arrive here two-dimensional; the drivers take a 1-D
-output as one block.
+Each kernel is a block function (``_*_block``) over a range ``[lo, hi)`` and a parallel driver that runs it on one
+block per thread; :func:`_split` cuts the range and :func:`_run` calls the block itself where there is one block
+(small work: a parallel launch costs more than it saves). The blocks never share an output entry (``push`` and
+``rows_combine`` split the output columns, the fused read-writes the heads, the others the items), so results do
+not depend on the threads. Compiled code is cached on disk; floats are the arrays' own dtype. Outputs with one row
+per head (``backend.row_blocks``) arrive here two-dimensional; a 1-D output is taken as one block.
 """
 from __future__ import annotations
 
@@ -50,28 +41,25 @@ from numba.extending import intrinsic
 from .backend import Backend, row_blocks
 
 # Numba's default OpenMP threading layer and torch's own OpenMP runtime in one process (validate steps the tensor
-# model beside the network) leave threads spinning against each other: on a loaded 2-core machine torch ran tens of
-# times slower once a Numba kernel had run, and the released-size hub step 1.6x slower. The work-queue layer has no
-# such threads. A layer chosen with NUMBA_THREADING_LAYER is kept.
+# model beside the network) leave threads spinning against each other (BENCHMARKS.md, issue 11); the work-queue
+# layer has no such threads. A layer chosen with NUMBA_THREADING_LAYER is kept.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 # Reassociation lets the inner loops vectorise; nnan/ninf are left out so non-finite values propagate.
 FASTMATH = {"reassoc", "contract"}
 JIT = dict(cache=True, fastmath=FASTMATH, nogil=True)
-# Below this many multiply-adds (about 13 ms on one core) a kernel runs on one thread. The kernels are bound by
-# memory, not arithmetic: on the 2-core test machine, with no other load, splitting kernels of about a
-# millisecond over two threads made a pruned token 2.5x slower (bundled top-64: 14.8 against 6.0 ms) and the
-# released-size hub wiring no faster (73.5 against 71.3 ms), so only kernels far larger than those are split
-# (BENCHMARKS.md, issue 16).
+# Below this many multiply-adds (about 13 ms on one core) a kernel runs on one thread: the kernels are bound by
+# memory, not arithmetic, and a parallel launch of the work-queue layer is slow, so a split paid only far above the
+# work of a token of the bundled model (BENCHMARKS.md, issue 16).
 PARALLEL_MIN_WORK = 1 << 26
 # An edge or synapse reached through an index (a gather or a scatter) costs about this many multiply-adds along
-# a dense row (measured on one core: about 8e8 indexed visits and 5e9 dense multiply-adds per second).
+# a dense row (measured on one core, BENCHMARKS.md, issue 21).
 INDEXED_COST = 6
 
 
 CACHE_LINE = 64  # bytes
-AHEAD = 2  # rows: 1, 2, 4 and 8 gave the same time on the bundled top-64 network
+AHEAD = 2  # rows (the time did not depend on it, BENCHMARKS.md, issue 21)
 
 
 @intrinsic
@@ -109,6 +97,7 @@ def _prefetch_row(indptr, indices, data, idx, q):
         _prefetch_range(data, indptr[r], indptr[r + 1])
 
 
+# -- the kernels: a block function each, and its driver over the blocks of _split ---------------------------------
 @njit(**JIT)
 def _push_block(indptr, indices, data, idx, val, out, rows_per, lo, hi):
     whole = lo == 0 and hi == out.shape[1]
@@ -127,6 +116,12 @@ def _push_block(indptr, indices, data, idx, val, out, rows_per, lo, hi):
                 p += 1
 
 
+@njit(parallel=True, **JIT)
+def _push(indptr, indices, data, idx, val, out, rows_per, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _push_block(indptr, indices, data, idx, val, out, rows_per, bounds[b], bounds[b + 1])
+
+
 @njit(**JIT)
 def _out_degrees(indptr, idx):
     """The edges of the rows ``idx``, summed: the events of a ``push``."""
@@ -134,17 +129,6 @@ def _out_degrees(indptr, idx):
     for q in range(idx.shape[0]):
         events += indptr[idx[q] + 1] - indptr[idx[q]]
     return events
-
-
-@njit(parallel=True, **JIT)
-def _push(indptr, indices, data, idx, val, out, rows_per, n_blocks):
-    n = out.shape[1]
-    if n_blocks == 1:
-        _push_block(indptr, indices, data, idx, val, out, rows_per, 0, n)
-    else:
-        for b in prange(n_blocks):
-            _push_block(indptr, indices, data, idx, val, out, rows_per, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return _out_degrees(indptr, idx)
 
 
 @njit(**JIT)
@@ -164,27 +148,29 @@ def _pull_block(indptr, indices, data, idx, signal, out, rows_per, lo, hi):
 
 
 @njit(parallel=True, **JIT)
-def _pull(indptr, indices, data, idx, signal, out, rows_per, n_blocks):
-    n = idx.shape[0]
-    if n_blocks == 1:
-        return _pull_block(indptr, indices, data, idx, signal, out, rows_per, 0, n)
+def _pull(indptr, indices, data, idx, signal, out, rows_per, bounds):
     events = 0
-    for b in prange(n_blocks):
-        events += _pull_block(indptr, indices, data, idx, signal, out, rows_per, b * n // n_blocks,
-                              (b + 1) * n // n_blocks)
+    for b in prange(bounds.shape[0] - 1):
+        events += _pull_block(indptr, indices, data, idx, signal, out, rows_per, bounds[b], bounds[b + 1])
     return events
 
 
 @njit(**JIT)
 def _rows_combine_block(M, idx, val, out, lo, hi):
     for q in range(idx.shape[0]):
-        row = M[idx[q]]
+        row = M[idx[q], lo:hi]  # views from 0: a loop over [lo, hi) itself did not vectorise (3x slower)
         for g in range(val.shape[0]):
             v = val[g, q]
             if v != 0:  # a head whose read is silent here (the branch is per row, not per entry)
-                o = out[g]
-                for c in range(lo, hi):
+                o = out[g, lo:hi]
+                for c in range(row.shape[0]):
                     o[c] += v * row[c]
+
+
+@njit(parallel=True, **JIT)
+def _rows_combine(M, idx, val, out, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _rows_combine_block(M, idx, val, out, bounds[b], bounds[b + 1])
 
 
 @njit(**JIT)
@@ -195,17 +181,6 @@ def _nonzero(a):
         for q in range(a.shape[1]):
             count += a[g, q] != 0
     return count
-
-
-@njit(parallel=True, **JIT)
-def _rows_combine(M, idx, val, out, n_blocks):
-    n = M.shape[1]
-    if n_blocks == 1:
-        _rows_combine_block(M, idx, val, out, 0, n)
-    else:
-        for b in prange(n_blocks):
-            _rows_combine_block(M, idx, val, out, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return _nonzero(val) * n
 
 
 @njit(**JIT)
@@ -220,14 +195,9 @@ def _rows_dot_block(M, idx, vec, out, rows_per, lo, hi):
 
 
 @njit(parallel=True, **JIT)
-def _rows_dot(M, idx, vec, out, rows_per, n_blocks):
-    n = idx.shape[0]
-    if n_blocks == 1:
-        _rows_dot_block(M, idx, vec, out, rows_per, 0, n)
-    else:
-        for b in prange(n_blocks):
-            _rows_dot_block(M, idx, vec, out, rows_per, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return n * M.shape[1]
+def _rows_dot(M, idx, vec, out, rows_per, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _rows_dot_block(M, idx, vec, out, rows_per, bounds[b], bounds[b + 1])
 
 
 @njit(**JIT)
@@ -240,14 +210,9 @@ def _outer_add_block(M, row_idx, row_val, col_idx, col_val, lo, hi):
 
 
 @njit(parallel=True, **JIT)
-def _outer_add(M, row_idx, row_val, col_idx, col_val, n_blocks):
-    n = row_idx.shape[0]
-    if n_blocks == 1:
-        _outer_add_block(M, row_idx, row_val, col_idx, col_val, 0, n)
-    else:
-        for b in prange(n_blocks):
-            _outer_add_block(M, row_idx, row_val, col_idx, col_val, b * n // n_blocks, (b + 1) * n // n_blocks)
-    return n * col_idx.shape[0]
+def _outer_add(M, row_idx, row_val, col_idx, col_val, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _outer_add_block(M, row_idx, row_val, col_idx, col_val, bounds[b], bounds[b + 1])
 
 
 @njit(**JIT)
@@ -263,14 +228,10 @@ def _graph_outer_add_block(indptr, indices, data, idx, val, col, lo, hi):
 
 
 @njit(parallel=True, **JIT)
-def _graph_outer_add(indptr, indices, data, idx, val, col, n_blocks):
-    n = idx.shape[0]
-    if n_blocks == 1:
-        return _graph_outer_add_block(indptr, indices, data, idx, val, col, 0, n)
+def _graph_outer_add(indptr, indices, data, idx, val, col, bounds):
     events = 0
-    for b in prange(n_blocks):
-        events += _graph_outer_add_block(indptr, indices, data, idx, val, col,
-                                         b * n // n_blocks, (b + 1) * n // n_blocks)
+    for b in prange(bounds.shape[0] - 1):
+        events += _graph_outer_add_block(indptr, indices, data, idx, val, col, bounds[b], bounds[b + 1])
     return events
 
 
@@ -283,6 +244,13 @@ def _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, lo, hi):
             if r != 0:
                 for e in range(col_counts[m]):
                     row[col_ids[m, e]] += r * col_vals[m, e]
+
+
+# Array allocations stay out of the parallel drivers: there Numba would run them on the thread pool at every call.
+@njit(parallel=True, **JIT)
+def _product_add(M, row_idx, R, col_ids, col_vals, col_counts, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, bounds[b], bounds[b + 1])
 
 
 @njit(**JIT)
@@ -313,18 +281,6 @@ def _step_updates(R, col_counts):
     return events
 
 
-# Array allocations stay out of the parallel drivers: there Numba would run them on the thread pool at every call.
-@njit(parallel=True, **JIT)
-def _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks):
-    n = row_idx.shape[0]
-    if n_blocks == 1:
-        _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, 0, n)
-    else:
-        for b in prange(n_blocks):
-            _product_add_block(M, row_idx, R, col_ids, col_vals, col_counts, b * n // n_blocks,
-                               (b + 1) * n // n_blocks)
-
-
 @njit(**JIT)
 def _graph_product_add_block(indptr, indices, data, idx, R, C, lo, hi):
     events = 0
@@ -342,14 +298,10 @@ def _graph_product_add_block(indptr, indices, data, idx, R, C, lo, hi):
 
 
 @njit(parallel=True, **JIT)
-def _graph_product_add(indptr, indices, data, idx, R, C, n_blocks):
-    n = idx.shape[0]
-    if n_blocks == 1:
-        return _graph_product_add_block(indptr, indices, data, idx, R, C, 0, n)
+def _graph_product_add(indptr, indices, data, idx, R, C, bounds):
     events = 0
-    for b in prange(n_blocks):
-        events += _graph_product_add_block(indptr, indices, data, idx, R, C, b * n // n_blocks,
-                                           (b + 1) * n // n_blocks)
+    for b in prange(bounds.shape[0] - 1):
+        events += _graph_product_add_block(indptr, indices, data, idx, R, C, bounds[b], bounds[b + 1])
     return events
 
 
@@ -372,12 +324,8 @@ def _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per,
     return events
 
 
-# The blocks of the fused read-writes are the heads (``bounds``: where each head's rows begin in ``idx``): a head
-# sends only to its own read neurons, so two threads never add to one output entry.
 @njit(parallel=True, **JIT)
-def _graph_read_write(indptr, indices, data, idx, val, pre, out, rows_per, bounds, parallel):
-    if not parallel:
-        return _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per, 0, idx.shape[0])
+def _graph_read_write(indptr, indices, data, idx, val, pre, out, rows_per, bounds):
     events = 0
     for b in prange(bounds.shape[0] - 1):
         events += _graph_read_write_block(indptr, indices, data, idx, val, pre, out, rows_per, bounds[b],
@@ -400,15 +348,41 @@ def _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, lo, hi)
 
 
 @njit(parallel=True, **JIT)
-def _rows_read_write(M, idx, val, pre_idx, pre_val, out, rows_per, bounds, parallel):
-    if not parallel:
-        _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, 0, idx.shape[0])
-    else:
-        for b in prange(bounds.shape[0] - 1):
-            _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, bounds[b], bounds[b + 1])
-    return idx.shape[0] * (M.shape[1] + pre_idx.shape[0])
+def _rows_read_write(M, idx, val, pre_idx, pre_val, out, rows_per, bounds):
+    for b in prange(bounds.shape[0] - 1):
+        _rows_read_write_block(M, idx, val, pre_idx, pre_val, out, rows_per, bounds[b], bounds[b + 1])
 
 
+def _blocks(work: float, parts: int) -> int:
+    """One block per thread for ``work`` multiply-adds from ``PARALLEL_MIN_WORK`` on, at most ``parts``; else one
+    block."""
+    if work < PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(parts, numba.get_num_threads()))
+
+
+def _split(work: float, n: int, heads=None):
+    """Where the blocks of the range ``[0, n)`` of a kernel's loop begin, and its end: one block, ``(0, n)``, or
+    even parts, one per thread (:func:`_blocks`); with ``heads`` = (the sorted ids ``idx``, heads, rows per head)
+    one block per head, the run of ``idx`` in it (a head writes to its own row of the output only)."""
+    if heads is not None:
+        idx, n_heads, rows_per = heads
+        if _blocks(work, n_heads) == 1:
+            return (0, n)
+        return np.searchsorted(idx, np.arange(n_heads + 1) * rows_per)
+    blocks = _blocks(work, n)
+    return (0, n) if blocks == 1 else np.arange(blocks + 1) * n // blocks
+
+
+def _run(block, driver, bounds, *args):
+    """``block(*args, lo, hi)`` over the blocks of ``bounds`` (:func:`_split`): called here where there is one (no
+    parallel launch), else by ``driver``, one block per thread. Returns the events they counted, if they count."""
+    if len(bounds) == 2:
+        return block(*args, bounds[0], bounds[1])
+    return driver(*args, bounds)
+
+
+# -- a rate-mode layer in one call ---------------------------------------------------------------------------
 @njit(**JIT)
 def _active(v):
     ids = np.empty(v.shape[0] + 1, np.int64)
@@ -458,20 +432,38 @@ def _gate(potential, x_ids, x_vals, y):
 
 
 @njit(**JIT)
-def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_values, gy_indptr, gy_indices,
-                  gy_data, E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y):
+def _gains(u, eps, out):
+    for r in range(u.shape[0]):
+        row = u[r]
+        mean = 0.0
+        for c in range(row.shape[0]):
+            mean += row[c]
+        mean /= row.shape[0]
+        var = 0.0
+        for c in range(row.shape[0]):
+            var += (row[c] - mean) ** 2
+        out[r] = np.sqrt(var / row.shape[0] + eps)
+
+
+@njit(**JIT)
+def _neuron_layer(w, x_graph, synapses, y_graph, E_ext, all_pre, cos, sin, N, layer_norm, eps, vectors):
     """One rate-mode layer of the neuron wiring on a synapse graph, the kernels above run in turn on one thread
-    (``NumbaBackend.neuron_layer``)."""
+    (``NumbaBackend.neuron_layer``). The graphs are ``backend.Graph``s (``synapses`` with the layer's sigma as its
+    data), ``vectors`` the layer's (x, k, A, y), written in place."""
+    x, k, A, y = vectors
     n = x.shape[0]
     pre_ids, pre_vals = _active(w)
     x[:] = 0
-    _push_block(gx_indptr, gx_indices, gx_data, pre_ids, pre_vals, x.reshape((1, n)), gx_indptr.shape[0] - 1, 0, n)
-    events = _out_degrees(gx_indptr, pre_ids)
+    _push_block(x_graph.indptr, x_graph.indices, x_graph.data, pre_ids, pre_vals, x.reshape((1, n)),
+                x_graph.indptr.shape[0] - 1, 0, n)
+    events = _out_degrees(x_graph.indptr, pre_ids)
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
-    events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, k_vals, w, A, N, 0, k_ids.shape[0])
+    events += _graph_read_write_block(synapses.indptr, synapses.indices, synapses.data, k_ids, k_vals, w, A, N, 0,
+                                      k_ids.shape[0])
     potential = np.zeros(x_ids.shape[0], A.dtype)
-    events += _pull_block(gy_indptr, gy_indices, gy_data, x_ids, A, potential, N, 0, x_ids.shape[0])
+    events += _pull_block(y_graph.indptr, y_graph.indices, y_graph.data, x_ids, A, potential, N, 0,
+                          x_ids.shape[0])
     if layer_norm:  # gain control: each head's A seen through the hubs
         u = np.zeros((A.shape[0], E_ext.shape[1]), A.dtype)
         _rows_combine_block(E_ext, all_pre, A, u, 0, E_ext.shape[1])
@@ -485,9 +477,11 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
 
 
 @njit(**JIT)
-def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y):
+def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, vectors):
     """One rate-mode layer of the hub wiring (``rho`` of the layer as rows ``h*N + j``, (heads * N, d)), the kernels
-    above run in turn on one thread (``NumbaBackend.hub_layer``)."""
+    above run in turn on one thread (``NumbaBackend.hub_layer``); ``vectors`` the layer's (x, k, A, y), written in
+    place."""
+    x, k, A, y = vectors
     n, d = x.shape[0], u.shape[0]
     _rows_dot_block(D_x, all_neurons, u.reshape((1, d)), x, n, 0, n)
     events = n * d
@@ -516,30 +510,6 @@ def _all_finite(v):
     return True
 
 
-@njit(**JIT)
-def _gains(u, eps, out):
-    for r in range(u.shape[0]):
-        row = u[r]
-        mean = 0.0
-        for c in range(row.shape[0]):
-            mean += row[c]
-        mean /= row.shape[0]
-        var = 0.0
-        for c in range(row.shape[0]):
-            var += (row[c] - mean) ** 2
-        out[r] = np.sqrt(var / row.shape[0] + eps)
-
-
-def _blocks(work: float, size: int) -> int:
-    """One block per thread for large work, else one block (no parallel launch)."""
-    if work < PARALLEL_MIN_WORK:
-        return 1
-    return max(1, min(size, numba.get_num_threads()))
-
-
-_NO_BOUNDS = np.zeros(2, np.int64)
-
-
 def _mean_degree(indptr) -> float:
     return (indptr[-1] - indptr[0]) / max(1, len(indptr) - 1)
 
@@ -547,11 +517,6 @@ def _mean_degree(indptr) -> float:
 def _as_blocks(a):
     """A 1-D output or signal as one block: a (1, n) view."""
     return a.reshape(1, -1) if a.ndim == 1 else a
-
-
-def _head_bounds(idx, blocks: int, rows_per: int) -> np.ndarray:
-    """Where the rows of each block begin in the sorted ``idx``, and its end."""
-    return np.searchsorted(idx, np.arange(blocks + 1) * rows_per)
 
 
 class NumbaBackend(Backend):
@@ -574,50 +539,60 @@ class NumbaBackend(Backend):
 
     def push(self, indptr, indices, data, idx, val, out) -> int:
         blocks, rows_per = row_blocks(len(indptr) - 1, out, "push: out")
-        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), out.shape[-1])
-        return int(_push(indptr, indices, data, idx, val, _as_blocks(out), rows_per, n_blocks))
+        bounds = _split(INDEXED_COST * len(idx) * _mean_degree(indptr), out.shape[-1])
+        _run(_push_block, _push, bounds, indptr, indices, data, idx, val, _as_blocks(out), rows_per)
+        return int(_out_degrees(indptr, idx))
 
     def pull(self, indptr, indices, data, idx, signal, out) -> int:
         blocks, rows_per = row_blocks(len(indptr) - 1, signal, "pull: signal")
-        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
-        return int(_pull(indptr, indices, data, idx, _as_blocks(signal), out, rows_per, n_blocks))
+        bounds = _split(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
+        return int(_run(_pull_block, _pull, bounds, indptr, indices, data, idx, _as_blocks(signal), out, rows_per))
 
     def rows_combine(self, M, idx, val, out) -> int:
-        n_blocks = _blocks(val.size * M.shape[1], M.shape[1])
-        return int(_rows_combine(M, idx, _as_blocks(val), _as_blocks(out), n_blocks))
+        val = _as_blocks(val)
+        _run(_rows_combine_block, _rows_combine, _split(val.size * M.shape[1], M.shape[1]), M, idx, val,
+             _as_blocks(out))
+        return int(_nonzero(val)) * M.shape[1]
 
     def rows_dot(self, M, idx, vec, out) -> int:
         blocks, rows_per = row_blocks(M.shape[0], vec, "rows_dot: vec")
-        return int(_rows_dot(M, idx, _as_blocks(vec), out, rows_per, _blocks(len(idx) * M.shape[1], len(idx))))
+        _run(_rows_dot_block, _rows_dot, _split(len(idx) * M.shape[1], len(idx)), M, idx, _as_blocks(vec), out,
+             rows_per)
+        return len(idx) * M.shape[1]
 
     def graph_read_write(self, indptr, indices, data, idx, val, pre, out) -> int:
         blocks, rows_per = row_blocks(len(indptr) - 1, out, "graph_read_write: out")
-        parallel = _blocks(2 * INDEXED_COST * len(idx) * _mean_degree(indptr), blocks) > 1
-        bounds = _head_bounds(idx, blocks, rows_per) if parallel else _NO_BOUNDS
-        return int(_graph_read_write(indptr, indices, data, idx, val, pre, _as_blocks(out), rows_per, bounds,
-                                     parallel))
+        bounds = _split(2 * INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx), (idx, blocks, rows_per))
+        return int(_run(_graph_read_write_block, _graph_read_write, bounds, indptr, indices, data, idx, val, pre,
+                        _as_blocks(out), rows_per))
 
     def rows_read_write(self, M, idx, val, pre_idx, pre_val, out) -> int:
         blocks, rows_per = row_blocks(M.shape[0], out, "rows_read_write: out")
-        parallel = _blocks(len(idx) * (M.shape[1] + len(pre_idx)), blocks) > 1
-        bounds = _head_bounds(idx, blocks, rows_per) if parallel else _NO_BOUNDS
-        return int(_rows_read_write(M, idx, val, pre_idx, pre_val, _as_blocks(out), rows_per, bounds, parallel))
+        bounds = _split(len(idx) * (M.shape[1] + len(pre_idx)), len(idx), (idx, blocks, rows_per))
+        _run(_rows_read_write_block, _rows_read_write, bounds, M, idx, val, pre_idx, pre_val, _as_blocks(out),
+             rows_per)
+        return len(idx) * (M.shape[1] + len(pre_idx))
 
     def outer_add(self, M, row_idx, row_val, col_idx, col_val) -> int:
-        n_blocks = _blocks(len(row_idx) * len(col_idx), len(row_idx))
-        return int(_outer_add(M, row_idx, row_val, col_idx, col_val, n_blocks))
+        bounds = _split(len(row_idx) * len(col_idx), len(row_idx))
+        _run(_outer_add_block, _outer_add, bounds, M, row_idx, row_val, col_idx, col_val)
+        return len(row_idx) * len(col_idx)
 
     def graph_outer_add(self, indptr, indices, data, idx, val, col) -> int:
-        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
-        return int(_graph_outer_add(indptr, indices, data, idx, val, col, n_blocks))
+        bounds = _split(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
+        return int(_run(_graph_outer_add_block, _graph_outer_add, bounds, indptr, indices, data, idx, val, col))
 
     # The K steps of a sum are sparse (a spike volley fires a fraction of its neurons per step): their updates
     # cost about one dense outer product, which sets the work estimate.
     def product_add(self, M, row_idx, R, col_idx, C) -> int:
-        n_blocks = _blocks(len(row_idx) * len(col_idx), len(row_idx))
         col_ids, col_vals, col_counts = _columns_per_step(col_idx, C)
-        _product_add(M, row_idx, R, col_ids, col_vals, col_counts, n_blocks)
+        _run(_product_add_block, _product_add, _split(len(row_idx) * len(col_idx), len(row_idx)), M, row_idx, R,
+             col_ids, col_vals, col_counts)
         return int(_step_updates(R, col_counts))
+
+    def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
+        bounds = _split(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
+        return int(_run(_graph_product_add_block, _graph_product_add, bounds, indptr, indices, data, idx, R, C))
 
     def fuses_layer(self, indexed: int, dense: int) -> bool:
         """Where no kernel of the layer would split over threads (``PARALLEL_MIN_WORK``): the fused call runs on
@@ -628,14 +603,10 @@ class NumbaBackend(Backend):
                      layer_norm: bool, eps: float, x, k, A, y):
         """One rate-mode layer of the neuron wiring on a synapse graph in one compiled call, on one thread (see
         ``Backend.fuses_layer``)."""
-        return _neuron_layer(w, *x_graph[:3], synapse_graph.indptr, synapse_graph.indices, sigma, *y_graph[:3],
-                             E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y)
+        return _neuron_layer(w, x_graph, synapse_graph._replace(data=sigma), y_graph, E_ext, all_pre, cos, sin, N,
+                             layer_norm, eps, (x, k, A, y))
 
     def hub_layer(self, u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N: int, layer_norm: bool, eps: float,
                   x, k, A, y):
         """One rate-mode layer of the hub wiring in one compiled call, on one thread (see ``Backend.fuses_layer``)."""
-        return _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y)
-
-    def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
-        n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
-        return int(_graph_product_add(indptr, indices, data, idx, R, C, n_blocks))
+        return _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, (x, k, A, y))

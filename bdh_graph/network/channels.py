@@ -1,16 +1,17 @@
 """How activity travels between populations: as rates (the exact graph form) or as spikes.
 
-``Network.step`` runs the paper's rounds per layer and hands three things to the channel chosen at build time
+``Network.step`` runs the paper's rounds per layer and hands two things to the channel chosen at build time
 (``build_network(mode=...)``):
 
 - ``send``: what the receivers of a round get from a population's rates: the rates themselves
   (:class:`RateChannel`), or the estimates ``sign * s * count / K`` of a Bernoulli volley (:class:`SpikeChannel`,
   see ``spikes``);
-- ``read`` and ``write``: the synapse reads ``A = S @ k`` of every head and the Hebbian write of a layer,
-  ``S += outer(p, k)``; the rate channel does both in one pass over the synapses (in ``read``: the gate reads
-  ``A``, not the synapses, so the write may come any time after the read), the spike channel reads first and
-  writes after the gate round the coincidences of a fresh presynaptic volley and the x volley over the K
-  micro-steps, one matrix product per head;
+- ``synapse_rounds``: the synapse reads ``A = S @ k`` of every head, the gate that turns ``A`` into ``y``, and the
+  Hebbian write of the layer, ``S += outer(p, k)``, in the order the channel needs. The rate channel reads and
+  writes in one pass over the synapses, then gates (the gate reads ``A``, not the synapses, so the write may come
+  before it); the spike channel reads, gates ``A`` sent as spikes, and then writes the coincidences of a fresh
+  presynaptic volley and the x volley over the K micro-steps, one matrix product for every head (the volleys are
+  drawn in this order, so that a seed gives the same spikes);
 - counting the synaptic events of a token (``events``): the messages and updates the kernels count
   (``messages``), or in spike mode every spike along every edge and every coincidence update.
 """
@@ -42,17 +43,12 @@ class RateChannel:
     def send(self, population: str, rates: Active, round_: str, layer: int, posts=None) -> Active:
         return rates
 
-    def send_reads(self, population: str, A, x, layer: int):
-        """The synapse reads ``A`` (heads, presynaptic) as the gated y-neurons of each head receive them."""
-        return A
-
-    def read(self, synapses, layer: int, pre: Active, k: Active, A) -> None:
+    def synapse_rounds(self, synapses, layer: int, pre: Active, x: Active, k: Active, A, gate):
         """The reads ``A[h] = S_h @ k_h`` of every head and, in the same pass over the synapses, the Hebbian write
-        ``S_h += outer(pre, k_h)`` (``k`` over the x-neurons of all heads, ``A`` zero, (heads, presynaptic))."""
+        ``S_h += outer(pre, k_h)`` (``k`` over the x-neurons of all heads, ``A`` zero, (heads, presynaptic)); then
+        ``gate(A)``, whose result (y and its events) it returns."""
         self.events += synapses.read_write(layer, pre, k, A)
-
-    def write(self, synapses, layer: int, pre: Active, k: Active) -> None:
-        """Nothing left to do: :meth:`read` wrote."""
+        return gate(A)
 
     def record(self) -> dict:
         """Entries of a step's record that only this channel knows."""
@@ -114,39 +110,36 @@ class SpikeChannel:
         dense[ids] = values
         return Active(ids, values, dense)
 
-    def send_reads(self, population: str, A, x, layer: int):
-        """Each head's reads travel as spikes to the y-neurons that its firing x-neurons gate."""
-        b, N = self.backend, self.N
-        for h in range(self.n_head):
-            posts = b.active(x[h * N:(h + 1) * N])[0] + h * N
-            A[h] = self.send(population, active(b, A[h]), "gate", layer, posts).dense
-        return A
-
-    def read(self, synapses, layer: int, pre: Active, k: Active, A) -> None:
-        """The reads ``A[h] = S_h @ k_h`` of every head, from the rotated x estimates ``k`` (all heads); their spike
-        messages were counted when x fired."""
+    def synapse_rounds(self, synapses, layer: int, pre: Active, x: Active, k: Active, A, gate):
+        """The reads ``A[h] = S_h @ k_h`` of every head from the rotated x estimates ``k`` (their spike messages
+        were counted when x fired); ``gate`` of the reads sent as spikes; then the coincidence write. Returns what
+        ``gate`` returns (y and its events)."""
         b, N = self.backend, self.N
         for h in range(self.n_head):
             synapses.read(layer, h, active(b, k.dense[h * N:(h + 1) * N]), A[h])
+        for h in range(self.n_head):  # each head's reads travel as spikes to the y-neurons its firing x-neurons gate
+            posts = b.active(x.dense[h * N:(h + 1) * N])[0] + h * N
+            A[h] = self.send(self.wiring.read_population, active(b, A[h]), "gate", layer, posts).dense
+        gated = gate(A)
+        self._write(synapses, layer, pre)
+        return gated
 
-    def write(self, synapses, layer: int, pre: Active, k: Active) -> None:
+    def _write(self, synapses, layer: int, pre: Active) -> None:
         """The coincidence write: the presynaptic neurons fire a fresh volley beside the x volley of the read
         round; every micro-step in which pre ``i`` and x-neuron ``j`` both fire adds ``s_pre s_x / K`` (rotated
-        by RoPE) to ``S[i, j]``. Per head that is one product over the K micro-steps,
+        by RoPE) to ``S[i, j]``. For every head at once that is one product over the K micro-steps,
         ``S += P^T R_t(X)`` with ``P`` (K, presynaptic) and ``X`` (K, x-neurons) the volleys' amplitudes."""
-        b, K, N = self.backend, self.spiker.steps, self.N
+        b, K, N, H = self.backend, self.spiker.steps, self.N, self.n_head
         pre_volley, x_volley = self._fire(self.wiring.pre_population, pre, f"layer {layer}"), self._x_volley
         ids = b.index_array(pre_volley.ids)
         P = b.asarray(pre_volley.amplitudes(), self.dtype)
         P_dense = b.zeros((K, pre.dense.shape[0]), self.dtype)  # a synapse graph looks its columns up in here
         P_dense[:, ids] = P
-        P = Active(ids, P, P_dense)
-        X = b.zeros((K, N * self.n_head), self.dtype)
+        X = b.zeros((K, N * H), self.dtype)
         X[:, b.index_array(x_volley.ids)] = b.asarray(x_volley.amplitudes() / K, self.dtype)
-        for h in range(self.n_head):
-            RX = b.rope(X[:, h * N:(h + 1) * N], self.cos, self.sin)  # R_t post(m), (K, N)
-            ids = b.active(abs(RX).sum(0))[0]  # the x-neurons (and RoPE partners) that take part
-            self.events += synapses.write_steps(layer, h, P, Active(ids, RX[:, ids], RX))
+        RX = b.rope(X.reshape(K, H, N), self.cos, self.sin).reshape(K, N * H)  # R_t post(m) of every head
+        ids_x = b.active(abs(RX).sum(0))[0]  # the x-neurons (and RoPE partners) that take part
+        self.events += synapses.write_steps(layer, Active(ids, P, P_dense), Active(ids_x, RX[:, ids_x], RX))
 
     def record(self) -> dict:
         out = {"n_spikes": self.spikes, "clipped": self.clipped}

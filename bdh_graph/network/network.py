@@ -200,16 +200,19 @@ class Network:
         """The synapse graph (n+V, n) of a neuron wiring with restricted synapses; None when all exist."""
         return self._wiring.synapse_graph
 
-    def sigma(self, layer: int, head: int):
-        """``sigma[layer, head]`` (n+V, N): numpy array, or scipy CSR on a synapse graph (neuron wiring only).
+    def sigma(self, layer: int, head: int) -> sp.csr_array:
+        """``sigma[layer, head]`` (n+V, N) as a scipy CSR array, whatever the synapses (neuron wiring only).
 
-        The hub wiring never stores sigma (only ``rho = E_ext sigma``); track entries with ``SynapseMonitor``.
+        Sparse for every wiring: a synapse graph holds only its own synapses, and where every pair exists only
+        those of active pre x active post neurons have ever grown, while the dense matrix at the released size
+        would take (n+V) N = 2.7e8 entries a head. The hub wiring never stores sigma (only ``rho = E_ext sigma``);
+        track entries with ``SynapseMonitor``.
         """
         if self.wiring != "neuron":
             raise ValueError("the hub wiring stores rho = E_ext sigma, not sigma; "
                              "track chosen entries with SynapseMonitor")
         self._check_layer_head(layer, head)
-        return self.synapses.matrix(layer, head)
+        return sp.csr_array(self.synapses.matrix(layer, head))
 
     def rho(self, layer: int) -> np.ndarray:
         """Synaptic state of ``layer`` in the tensor model's coordinates, ``rho`` (h, d, N)."""
@@ -329,14 +332,12 @@ class Network:
                 x = active(b, b.relu(x))
                 x_sent = channel.send("x", x, "read", layer)
                 k = active(b, b.rope(x_sent.dense.reshape(H, N), cos, sin).reshape(-1))  # R_t x of every head
-                # read the synapse state into A, every head before any write (the rate channel writes in that pass)
+                # read the synapse state into A (every head before any write), A -> y through G_y gated by x, and
+                # the Hebbian write (spike mode: the coincidences of the round), in the channel's order
                 A[...] = 0
-                channel.read(self.synapses, layer, pre, k, A)
-                # A -> y through G_y, gated by x
-                y, events = wired.gate(channel.send_reads(wired.read_population, A, x.dense, layer), x, trace)
+                y, events = channel.synapse_rounds(self.synapses, layer, pre, x, k, A,
+                                                   gate=lambda reads: wired.gate(reads, x, trace))
                 channel.messages(events)
-                # Hebbian write (spike mode: the coincidences of the round)
-                channel.write(self.synapses, layer, pre, k)
                 y = active(b, y)
             self._hold_lesions(layer, k)
             self._check_finite(x.dense, "x", layer, token)

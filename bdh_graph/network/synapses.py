@@ -11,7 +11,7 @@ Both are driven by the active x-neurons ``k``; the presynaptic side is ``pre``, 
 mode the read and the write of a layer are one pass over the synapses of every head (``read_write``: each synapse
 is read, then written, so every read still finds the state before the write). In spike mode the read comes first
 (``read``, per head) and the write is the sum over the K micro-steps of a round, ``S += sum_m outer(p(m), k(m))``,
-one matrix product per head (``write_steps``). Experiments act on the state between reads: ``scale`` (forgetting,
+one matrix product for every head (``write_steps``). Experiments act on the state between reads: ``scale`` (forgetting,
 erasing a layer or head) and ``zero`` (chosen synapses held at zero, a lesion).
 
 ``S`` is ``sigma`` (n+V, N) in the neuron wiring and ``rho`` (d, N) in the hub wiring (docs/model.md 4.3, 4.5).
@@ -68,9 +68,11 @@ class DenseSynapses:
         """``S += outer(pre, k)``."""
         return self.backend.outer_add(self.values[layer, head], k.ids, k.values, pre.ids, pre.values)
 
-    def write_steps(self, layer, head, pre: Active, k: Active) -> int:
-        """``S += sum_m outer(pre(m), k(m))`` over the K steps of ``pre`` and ``k`` (values (K, ids))."""
-        return self.backend.product_add(self.values[layer, head], k.ids, k.values, pre.ids, pre.values)
+    def write_steps(self, layer, pre: Active, k: Active) -> int:
+        """Every head: ``S_h += sum_m outer(pre(m), k_h(m))`` over the K steps of ``pre`` and ``k`` (values (K, ids));
+        ``k`` over the x-neurons of all heads (ids ``h*N + j``)."""
+        rows = self.values[layer].reshape(-1, self.n_pre)  # (heads * N, n_pre), x-neuron h*N + j is row h*N + j
+        return self.backend.product_add(rows, k.ids, k.values, pre.ids, pre.values)
 
     def matrix(self, layer: int, head: int) -> np.ndarray:
         """``S`` of one layer and head, (n_pre, N), as a numpy array."""
@@ -151,11 +153,11 @@ class GraphSynapses:
         return self.backend.graph_outer_add(g.indptr, g.indices, self.values[layer], k.ids + head * self.N,
                                             k.values, pre.dense)
 
-    def write_steps(self, layer, head, pre: Active, k: Active) -> int:
-        """``S += sum_m outer(pre(m), k(m))`` on the synapses of the graph, over the K steps of ``pre`` and ``k``."""
+    def write_steps(self, layer, pre: Active, k: Active) -> int:
+        """Every head: ``S_h += sum_m outer(pre(m), k_h(m))`` on the synapses of the graph, over the K steps of
+        ``pre`` and ``k``; ``k`` over the x-neurons of all heads (ids ``h*N + j``)."""
         g = self.graph
-        return self.backend.graph_product_add(g.indptr, g.indices, self.values[layer], k.ids + head * self.N,
-                                              k.values, pre.dense)
+        return self.backend.graph_product_add(g.indptr, g.indices, self.values[layer], k.ids, k.values, pre.dense)
 
     def matrix(self, layer: int, head: int) -> sp.csr_array:
         """``S`` of one layer and head, (n_pre, N), as a scipy CSR array."""
