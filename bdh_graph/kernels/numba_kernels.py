@@ -458,7 +458,23 @@ def _gate(potential, x_ids, x_vals, y):
 
 
 @njit(**JIT)
-def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_values, gy_indptr, gy_indices,
+def _stored_k(k_ids, k_vals, scale, N):
+    """``k / scale`` of each head: what synapses stored up to a lazy scale per head are read and written with."""
+    out = np.empty_like(k_vals)
+    for q in range(k_ids.shape[0]):
+        out[q] = k_vals[q] / scale[k_ids[q] // N]
+    return out
+
+
+@njit(**JIT)
+def _true_reads(A, scale):
+    """The reads of ``k / scale`` times ``scale**2``: those of ``k`` from the true synapses."""
+    for h in range(A.shape[0]):
+        A[h] *= scale[h] * scale[h]
+
+
+@njit(**JIT)
+def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_values, scale, gy_indptr, gy_indices,
                   gy_data, E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y):
     """One rate-mode layer of the neuron wiring on a synapse graph, the kernels above run in turn on one thread
     (``NumbaBackend.neuron_layer``)."""
@@ -469,7 +485,9 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
     events = _out_degrees(gx_indptr, pre_ids)
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
-    events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, k_vals, w, A, N, 0, k_ids.shape[0])
+    events += _graph_read_write_block(s_indptr, s_indices, s_values, k_ids, _stored_k(k_ids, k_vals, scale, N), w,
+                                      A, N, 0, k_ids.shape[0])
+    _true_reads(A, scale)
     potential = np.zeros(x_ids.shape[0], A.dtype)
     events += _pull_block(gy_indptr, gy_indices, gy_data, x_ids, A, potential, N, 0, x_ids.shape[0])
     if layer_norm:  # gain control: each head's A seen through the hubs
@@ -485,7 +503,7 @@ def _neuron_layer(w, gx_indptr, gx_indices, gx_data, s_indptr, s_indices, s_valu
 
 
 @njit(**JIT)
-def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y):
+def _hub_layer(u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y):
     """One rate-mode layer of the hub wiring (``rho`` of the layer as rows ``h*N + j``, (heads * N, d)), the kernels
     above run in turn on one thread (``NumbaBackend.hub_layer``)."""
     n, d = x.shape[0], u.shape[0]
@@ -493,7 +511,8 @@ def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm,
     events = n * d
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
-    _rows_read_write_block(rho, k_ids, k_vals, all_hubs, u, A, N, 0, k_ids.shape[0])
+    _rows_read_write_block(rho, k_ids, _stored_k(k_ids, k_vals, scale, N), all_hubs, u, A, N, 0, k_ids.shape[0])
+    _true_reads(A, scale)
     events += k_ids.shape[0] * (d + d)
     if layer_norm:  # LayerNorm of each head's read across the hubs
         gains = np.empty(A.shape[0], A.dtype)
@@ -624,17 +643,17 @@ class NumbaBackend(Backend):
         one."""
         return _blocks(max(2 * INDEXED_COST * indexed, dense), 2) == 1
 
-    def neuron_layer(self, w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N: int,
+    def neuron_layer(self, w, x_graph, synapse_graph, sigma, scale, y_graph, E_ext, all_pre, cos, sin, N: int,
                      layer_norm: bool, eps: float, x, k, A, y):
         """One rate-mode layer of the neuron wiring on a synapse graph in one compiled call, on one thread (see
         ``Backend.fuses_layer``)."""
-        return _neuron_layer(w, *x_graph[:3], synapse_graph.indptr, synapse_graph.indices, sigma, *y_graph[:3],
+        return _neuron_layer(w, *x_graph[:3], synapse_graph.indptr, synapse_graph.indices, sigma, scale, *y_graph[:3],
                              E_ext, all_pre, cos, sin, N, layer_norm, eps, x, k, A, y)
 
-    def hub_layer(self, u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N: int, layer_norm: bool, eps: float,
-                  x, k, A, y):
+    def hub_layer(self, u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N: int, layer_norm: bool,
+                  eps: float, x, k, A, y):
         """One rate-mode layer of the hub wiring in one compiled call, on one thread (see ``Backend.fuses_layer``)."""
-        return _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y)
+        return _hub_layer(u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N, layer_norm, eps, x, k, A, y)
 
     def graph_product_add(self, indptr, indices, data, idx, R, C) -> int:
         n_blocks = _blocks(INDEXED_COST * len(idx) * _mean_degree(indptr), len(idx))
