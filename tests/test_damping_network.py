@@ -229,3 +229,44 @@ def test_the_fused_layers_decay_as_their_kernels_one_by_one(wiring, kwargs):
         assert fused["events"] == one_by_one["events"]
     np.testing.assert_array_equal(nets[0].synapses.scales, nets[1].synapses.scales)
     np.testing.assert_allclose(nets[0].synapses.values, nets[1].synapses.values, rtol=1e-10, atol=1e-12)
+
+
+def test_sonata_circuit_and_nwb_recording_carry_the_time_constants(capsys, tmp_path):
+    """The SONATA circuit's bdh_graph.json names each head's tau in tokens and in ms on the clock (null without
+    damping); ``bdh-graph step`` on a damped model writes them into the NWB file's table (and notes), and
+    nwbinspector finds nothing serious."""
+    pytest.importorskip("h5py", reason="h5py (the interop extra) is not installed")
+    pynwb = pytest.importorskip("pynwb", reason="pynwb (the interop extra) is not installed")
+    import json
+    from bdh_graph.graphs import graph_factors
+    from bdh_graph.interop.clock import Clock
+    from bdh_graph.interop.sonata import write_hub_circuit
+    model = damped_model()
+    taus = model.time_constants().numpy()
+    for which, m, expected in (("damped", model, taus), ("undamped", random_model(CONFIG.replace(damping=False), 0),
+                                                         None)):
+        write_hub_circuit(graph_factors(m, "x", "exact"), tmp_path / which, clock=Clock(5.0))
+        found = json.loads((tmp_path / which / "bdh_graph.json").read_text())["synapse_time_constants"]
+        if expected is None:
+            assert found is None
+        else:
+            assert [f["head"] for f in found] == [0, 1, 2]
+            np.testing.assert_allclose([f["tokens"] for f in found], expected, rtol=1e-12)
+            np.testing.assert_allclose([f["ms"] for f in found], 5.0 * expected, rtol=1e-12)
+
+    path = save_model(model.float(), tmp_path / "damped.safetensors")
+    text = tmp_path / "text.txt"
+    text.write_text("Synapses decay.")
+    data = run_json(capsys, "step", str(path), "--text", str(text), "--out", str(tmp_path / "run"), "--token-ms",
+                    "20")
+    np.testing.assert_allclose(data["time_constants"], taus, rtol=1e-6)
+    with pynwb.NWBHDF5IO(str(tmp_path / "run" / "recording.nwb"), "r") as io:
+        f = io.read()
+        table = f.processing["network"]["synaptic_time_constants"].to_dataframe()
+        np.testing.assert_allclose(table["tokens"], data["time_constants"], rtol=1e-12)
+        np.testing.assert_allclose(table["seconds"], 0.02 * np.array(data["time_constants"]), rtol=1e-12)
+        assert "time_constants" in f.notes
+    nwbinspector = pytest.importorskip("nwbinspector", reason="nwbinspector (the test extra) is not installed")
+    messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(tmp_path / "run" / "recording.nwb")))
+    serious = [m for m in messages if m.importance.name in ("CRITICAL", "BEST_PRACTICE_VIOLATION")]
+    assert serious == [], [f"{m.check_function_name}: {m.message}" for m in serious]
