@@ -56,6 +56,13 @@ once per monitor set in turn (none; an EventMonitor; a SparsityMonitor; an Activ
 y to the host), and reports each set's per-token median against the unmonitored one, e.g.
 
     python benchmarks/bench_network.py --cases monitors --tokens 8 --warmup 2
+
+Damping (issue 22): ``--damping`` builds every network case once more from a damped copy of its model (the same
+weights, ``BDHConfig(damping=True)`` with the initial damping: time constants 32 .. 2048 tokens) and steps it in
+turn with the undamped network, so that ``speed_vs_damped_in_turn`` (the damped network's time over the
+undamped one's) comes from one time window, e.g.
+
+    python benchmarks/bench_network.py --cases bundled --damping --threads 1 --tokens 40
 """
 from __future__ import annotations
 
@@ -162,17 +169,22 @@ def in_turn(steps: dict, tokens, warmup: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, **kwargs) -> dict:
+def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, damping: bool = False,
+                  **kwargs) -> dict:
     """The network of ``kwargs`` in rate mode and, stepped in turn with it, in spike mode for each K of
-    ``spike_steps`` and in rate mode on the backend ``against``: ``{"rate": ..., "spike<K>": ...,
-    "against": ...}``."""
+    ``spike_steps``, in rate mode on the backend ``against`` and built from a damped copy of ``model``
+    (``damping``): ``{"rate": ..., "spike<K>": ..., "against": ..., "damped": ...}``."""
     modes = {"rate": {}} | {f"spike{K}": dict(mode="spike", spike_steps=K, seed=0) for K in spike_steps}
     if against is not None:
         modes["against"] = dict(backend=against)
+    if damping:
+        modes["damped"] = dict(model=damped_copy(model))
     nets, build, events, spikes = {}, {}, {}, {}
     for name, options in modes.items():
+        options = dict(options)
         start = time.perf_counter()
-        nets[name] = build_network(model, dtype=np.float32, progress=False, **(kwargs | options))
+        nets[name] = build_network(options.pop("model", model), dtype=np.float32, progress=False,
+                                   **(kwargs | options))
         build[name] = time.perf_counter() - start
         events[name], spikes[name] = [], []
 
@@ -212,10 +224,19 @@ def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, **kw
                 "ms_per_token_vs_rate": median / statistics.median(times["rate"]),
                 "events_per_token_vs_rate": per_token / results["rate"]["events_per_token"]}
                if net.mode == "spike" else {})}
-    if "against" in results:
-        results["rate"]["speed_vs_against_in_turn"] = (statistics.median(times["against"])
-                                                       / statistics.median(times["rate"]))
+    for other in ("against", "damped"):
+        if other in results:
+            results["rate"][f"speed_vs_{other}_in_turn"] = (statistics.median(times[other])
+                                                            / statistics.median(times["rate"]))
     return results
+
+
+def damped_copy(model) -> BDH:
+    """``model``'s weights in a damped model (``BDHConfig(damping=True)``), its damping at the initial values."""
+    damped = BDH(model.config.replace(damping=True)).to(model.decoder.dtype).eval()
+    missing, unexpected = damped.load_state_dict(model.state_dict(), strict=False)
+    assert missing == ["attn.damping"] and not unexpected, (missing, unexpected)
+    return damped
 
 
 def numba_backend_at(commit: str):
@@ -297,6 +318,8 @@ def main() -> None:
                         help="also run each network case in spike mode with K micro-steps per round")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of torch and Numba (default: theirs, one per core)")
+    parser.add_argument("--damping", action="store_true",
+                        help="also step every network case, in turn with it, built from a damped copy of its model")
     parser.add_argument("--against", metavar="COMMIT", default=None,
                         help="also step every network case, in turn with it, on the Numba kernels of this git commit")
     args = parser.parse_args()
@@ -330,8 +353,8 @@ def main() -> None:
         elif case == "monitors":
             results[case] = bench_monitors(model, tokens, args.warmup, backend=backend)
         else:
-            modes = bench_network(model, tokens, args.warmup, args.spike_steps, against, backend=backend,
-                                  **NETWORK_CASES[case])
+            modes = bench_network(model, tokens, args.warmup, args.spike_steps, against, args.damping,
+                                  backend=backend, **NETWORK_CASES[case])
             results[case] = r = modes.pop("rate")
             r["bytes_per_event_at_bandwidth"] = results["memory_bandwidth_GBps"] * 1e9 / r["events_per_s"]
             r["effective_GBps_at_floor"] = r["events_per_s"] * BYTES_PER_EVENT_FLOOR / 1e9
@@ -347,6 +370,9 @@ def main() -> None:
             results[case]["speed_vs_tensor"] = fastest / results[case]["ms_per_token"]
             print(f"{case}: {results[case]['speed_vs_tensor']:.2f}x the tensor recurrent form "
                   f"({results[case]['speed_vs_tensor_in_turn']:.2f}x stepped in turn)", flush=True)
+        if "speed_vs_damped_in_turn" in results.get(case, {}):
+            print(f"{case}: damped {results[case]['speed_vs_damped_in_turn']:.3f}x the undamped time (stepped in "
+                  "turn)", flush=True)
         if "speed_vs_against_in_turn" in results.get(case, {}):
             print(f"{case}: {results[case]['speed_vs_against_in_turn']:.2f}x the kernels of {args.against} "
                   "(stepped in turn)", flush=True)

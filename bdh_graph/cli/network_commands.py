@@ -184,6 +184,8 @@ def cmd_step(args) -> int:
     net.run(tokens, monitors=[activity, sparsity, events, *traced, *([spikes] if spikes else [])], progress=True)
     run = {"wiring": net.wiring, "backend": net.backend.name, "mode": net.mode, "dtype": str(net.dtype),
            "prune": net.description["prune"], "spike_options": net.spike_options, "token_ms": clock.token_ms}
+    if model.config.damping:  # the synapses of head h decay with time constant tau_h tokens
+        run["time_constants"] = net.time_constants().tolist()
     recording = RunRecording.from_monitors(model.config, tokens, activity, sparsity, events, traced, run)
     args.out.mkdir(parents=True, exist_ok=True)
     title = (f"{net.wiring} network" + (f", spikes K = {net.spike_options['spike_steps']}" if spikes else "")

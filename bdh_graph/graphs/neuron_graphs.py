@@ -185,6 +185,8 @@ def graph_factors(model, which: str = "x", form: str = "analysis", head: int | N
             pre, pre_ids = pre[cols], pre_ids[cols]
     meta = {"which": which, "form": form, "head": head, "n_neurons": n, "neurons_per_head": N,
             "vocab_size": c.vocab_size, "d": d}
+    if c.damping:  # the synapses' decay (docs/model.md 4.7), for the circuit files: tau_h in tokens
+        meta["time_constants"] = model.time_constants().tolist()
     return GraphFactors(np.ascontiguousarray(pre), np.ascontiguousarray(post), pre_ids, post_ids, meta)
 
 

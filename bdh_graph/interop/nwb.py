@@ -12,7 +12,9 @@
   ``<x|y>_active_fraction_layer<l>`` (fraction of the n neurons active), ``synaptic_events`` (per token) and
   one ``synapse_<layer>_<pre>_<post>`` per traced synapse (its state ``sigma`` after each token; the
   description gives its address ``LAYER:PRE:POST``); and the tables ``<x|y>_activity``, one row per firing
-  (``token``, ``layer``, ``neuron``, ``rate``), the run's raster. Activity is a table, not a (tokens x neurons)
+  (``token``, ``layer``, ``neuron``, ``rate``), the run's raster; for a damped model (``run["time_constants"]``,
+  tokens per head) the table ``synaptic_time_constants``: ``head``, ``tokens`` and ``seconds`` on the clock, the
+  time constant with which the head's synapses decay (docs/model.md 4.7), also named in the file's notes. Activity is a table, not a (tokens x neurons)
   time series, because NWB puts time on the first axis and a run has fewer tokens than neurons.
 
 The subject is the model itself (NWB requires one): species NCBI taxon 32630, "synthetic construct"; age
@@ -127,6 +129,22 @@ def _activity_table(which: str, recording):
                                                               "token, layer and active neuron", columns=columns)
 
 
+def _time_constants(taus, clock: Clock):
+    from hdmf.common import DynamicTable, VectorData
+
+    taus = np.asarray(taus, np.float64)
+    columns = [
+        VectorData(name="head", description="the head, 0..h-1", data=np.arange(taus.size, dtype=np.int64)),
+        VectorData(name="tokens", description="tau_h = -1 / ln gamma_h in tokens: a write keeps exp(-s / tau_h) of "
+                                              "itself s tokens later", data=taus),
+        VectorData(name="seconds", description="tau_h on the clock of the run, s",
+                   data=np.array([clock.duration_ms(t) for t in taus]) / 1000.0),
+    ]
+    return DynamicTable(name="synaptic_time_constants", description="the time constant with which the Hebbian "
+                                                                    "synapses of each head decay (damping)",
+                        columns=columns)
+
+
 def write_nwb(path, recording, spikes=None, clock: Clock = Clock(), session_start_time: datetime | None = None,
               identifier: str | None = None) -> Path:
     """Write the NWB recording of a run to ``path`` (module doc) and return it.
@@ -181,6 +199,8 @@ def write_nwb(path, recording, spikes=None, clock: Clock = Clock(), session_star
                            "after each token", clock))
     for which in sorted({w for _, w in recording.rasters}):
         module.add(_activity_table(which, recording))
+    if run.get("time_constants") is not None:
+        module.add(_time_constants(run["time_constants"], clock))
     if spikes is not None:
         nwbfile.units = _units(pynwb, spikes, clock, config.N)
     with atomic_path(path) as tmp, pynwb.NWBHDF5IO(str(tmp), "w") as io:

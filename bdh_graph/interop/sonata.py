@@ -6,7 +6,8 @@ HDF5, type tables as space-separated CSV, and JSON configs. :func:`write_circuit
 
     DIR/circuit_config.json                    node and edge files, their type tables, the components folders
     DIR/simulation_config.json                 a NEST run: target_simulator NEST, dt, tstop, the input drive
-    DIR/bdh_graph.json                         how the graph was made (Circuits.meta) and the clock
+    DIR/bdh_graph.json                         how the graph was made (Circuits.meta), the clock and the
+                                               synaptic time constants
     DIR/network/<population>_nodes.h5          one file and one type table per node population
     DIR/network/<population>_node_types.csv
     DIR/network/edges.h5, edge_types.csv       every edge population, one type table
@@ -36,6 +37,11 @@ membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``E_L = V
 ``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
 what BDH computes (no synapse state sigma, no gating of y by x, no layers). Change the JSON file to use other
 parameters; ``model_template`` in the node type tables names the model.
+
+**Synaptic time constants** (``bdh_graph.json``, ``synapse_time_constants``): a damped model's Hebbian synapses of
+head h decay by ``gamma_h`` per token (docs/model.md 4.7); each head's time constant ``tau_h = -1 / ln gamma_h`` is
+recorded in tokens and in ms on the clock (``tau_h * token_ms``); ``null`` without damping (they never decay). The
+stand-in's static synapses do not model the synapse state at all.
 
 **The input drive** (``inputs/input_spikes.h5``, exact form): on the clock of :mod:`.clock`, the input neuron
 of each token's byte fires once, one ``dt`` (0.1 ms) after the token's onset (NEST takes no spike at 0 ms);
@@ -419,9 +425,12 @@ def _write(parts: _Parts, folder, *, tokens, clock: Clock, overwrite: bool, circ
         (tmp / "circuit_config.json").write_text(json.dumps(_circuit_config(node_entries, edge_entry), indent=2))
         (tmp / "simulation_config.json").write_text(
             json.dumps(_simulation_config(clock, tokens, parts.has_inputs), indent=2))
+        taus = parts.meta.get("time_constants")
         about = {"graph": parts.meta, "token_ms": clock.token_ms,
                  "tokens": None if tokens is None else int(tokens.size),
-                 "edges": {e.name: int(e.weights.nnz) for e in edges}, "stand_in_model": STAND_IN_MODEL}
+                 "edges": {e.name: int(e.weights.nnz) for e in edges}, "stand_in_model": STAND_IN_MODEL,
+                 "synapse_time_constants": None if taus is None else [
+                     {"head": h, "tokens": tau, "ms": clock.duration_ms(tau)} for h, tau in enumerate(taus)]}
         (tmp / "bdh_graph.json").write_text(json.dumps(about, indent=2, default=str))
     return {"circuit_config": folder / "circuit_config.json", "simulation_config": folder / "simulation_config.json",
             "nodes": {p.name: p.size for p in parts.nodes}, "edges": {e.name: int(e.weights.nnz) for e in edges}}

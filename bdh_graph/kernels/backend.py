@@ -119,11 +119,13 @@ class Backend(ABC):
         synapses through an index, or ``dense`` multiply-adds along rows: only on a backend that has the fused
         layers (Numba), and there where that call (on one thread) loses no parallel split.
 
-        ``neuron_layer(w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N, layer_norm, eps, x,
-        k, A, y)`` runs the rounds of ``NeuronWiring`` on a synapse graph (push, ReLU, RoPE, graph_read_write,
-        pull, gain control, gate), ``hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm,
-        eps, x, k, A, y)`` those of ``HubWiring`` (rows_dot, ReLU, RoPE, rows_read_write, LayerNorm, rows_dot,
-        gate); both write the layer's vectors x, k, A and y in place and return (events, ids and values of the
+        ``neuron_layer(w, x_graph, synapse_graph, sigma, scale, y_graph, E_ext, all_pre, cos, sin, N, layer_norm,
+        eps, x, k, A, y)`` runs the rounds of ``NeuronWiring`` on a synapse graph (push, ReLU, RoPE,
+        graph_read_write, pull, gain control, gate), ``hub_layer(u, D_x, all_neurons, rho, scale, all_hubs, D_y,
+        cos, sin, N, layer_norm, eps, x, k, A, y)`` those of ``HubWiring`` (rows_dot, ReLU, RoPE, rows_read_write,
+        LayerNorm, rows_dot, gate); the synapses are stored up to a lazy scale per head, ``scale`` (heads,), and
+        read and written as the stores do (``network.synapses``: with ``k / scale``, the reads times
+        ``scale**2``); both write the layer's vectors x, k, A and y in place and return (events, ids and values of the
         active x, k and y). The network's sequence of the kernels below is their twin, to which the tests compare
         them."""
         return False

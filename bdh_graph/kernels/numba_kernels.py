@@ -446,7 +446,23 @@ def _gains(u, eps, out):
 
 
 @njit(**JIT)
-def _neuron_layer(w, x_graph, synapses, y_graph, E_ext, all_pre, cos, sin, N, layer_norm, eps, vectors):
+def _stored_k(k_ids, k_vals, scale, N):
+    """``k / scale`` of each head: what synapses stored up to a lazy scale per head are read and written with."""
+    out = np.empty_like(k_vals)
+    for q in range(k_ids.shape[0]):
+        out[q] = k_vals[q] / scale[k_ids[q] // N]
+    return out
+
+
+@njit(**JIT)
+def _true_reads(A, scale):
+    """The reads of ``k / scale`` times ``scale**2``: those of ``k`` from the true synapses."""
+    for h in range(A.shape[0]):
+        A[h] *= scale[h] * scale[h]
+
+
+@njit(**JIT)
+def _neuron_layer(w, x_graph, synapses, scale, y_graph, E_ext, all_pre, cos, sin, N, layer_norm, eps, vectors):
     """One rate-mode layer of the neuron wiring on a synapse graph, the kernels above run in turn on one thread
     (``NumbaBackend.neuron_layer``). The graphs are ``backend.Graph``s (``synapses`` with the layer's sigma as its
     data), ``vectors`` the layer's (x, k, A, y), written in place."""
@@ -459,8 +475,9 @@ def _neuron_layer(w, x_graph, synapses, y_graph, E_ext, all_pre, cos, sin, N, la
     events = _out_degrees(x_graph.indptr, pre_ids)
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
-    events += _graph_read_write_block(synapses.indptr, synapses.indices, synapses.data, k_ids, k_vals, w, A, N, 0,
-                                      k_ids.shape[0])
+    events += _graph_read_write_block(synapses.indptr, synapses.indices, synapses.data, k_ids,
+                                      _stored_k(k_ids, k_vals, scale, N), w, A, N, 0, k_ids.shape[0])
+    _true_reads(A, scale)
     potential = np.zeros(x_ids.shape[0], A.dtype)
     events += _pull_block(y_graph.indptr, y_graph.indices, y_graph.data, x_ids, A, potential, N, 0,
                           x_ids.shape[0])
@@ -477,7 +494,7 @@ def _neuron_layer(w, x_graph, synapses, y_graph, E_ext, all_pre, cos, sin, N, la
 
 
 @njit(**JIT)
-def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, vectors):
+def _hub_layer(u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N, layer_norm, eps, vectors):
     """One rate-mode layer of the hub wiring (``rho`` of the layer as rows ``h*N + j``, (heads * N, d)), the kernels
     above run in turn on one thread (``NumbaBackend.hub_layer``); ``vectors`` the layer's (x, k, A, y), written in
     place."""
@@ -487,7 +504,8 @@ def _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm,
     events = n * d
     x_ids, x_vals, k_ids, k_vals = _fire(x, cos, sin, N, k)
     A[:, :] = 0
-    _rows_read_write_block(rho, k_ids, k_vals, all_hubs, u, A, N, 0, k_ids.shape[0])
+    _rows_read_write_block(rho, k_ids, _stored_k(k_ids, k_vals, scale, N), all_hubs, u, A, N, 0, k_ids.shape[0])
+    _true_reads(A, scale)
     events += k_ids.shape[0] * (d + d)
     if layer_norm:  # LayerNorm of each head's read across the hubs
         gains = np.empty(A.shape[0], A.dtype)
@@ -599,14 +617,14 @@ class NumbaBackend(Backend):
         one."""
         return _blocks(max(2 * INDEXED_COST * indexed, dense), 2) == 1
 
-    def neuron_layer(self, w, x_graph, synapse_graph, sigma, y_graph, E_ext, all_pre, cos, sin, N: int,
+    def neuron_layer(self, w, x_graph, synapse_graph, sigma, scale, y_graph, E_ext, all_pre, cos, sin, N: int,
                      layer_norm: bool, eps: float, x, k, A, y):
         """One rate-mode layer of the neuron wiring on a synapse graph in one compiled call, on one thread (see
         ``Backend.fuses_layer``)."""
-        return _neuron_layer(w, x_graph, synapse_graph._replace(data=sigma), y_graph, E_ext, all_pre, cos, sin, N,
-                             layer_norm, eps, (x, k, A, y))
+        return _neuron_layer(w, x_graph, synapse_graph._replace(data=sigma), scale, y_graph, E_ext, all_pre, cos,
+                             sin, N, layer_norm, eps, (x, k, A, y))
 
-    def hub_layer(self, u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N: int, layer_norm: bool, eps: float,
-                  x, k, A, y):
+    def hub_layer(self, u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N: int, layer_norm: bool,
+                  eps: float, x, k, A, y):
         """One rate-mode layer of the hub wiring in one compiled call, on one thread (see ``Backend.fuses_layer``)."""
-        return _hub_layer(u, D_x, all_neurons, rho, all_hubs, D_y, cos, sin, N, layer_norm, eps, (x, k, A, y))
+        return _hub_layer(u, D_x, all_neurons, rho, scale, all_hubs, D_y, cos, sin, N, layer_norm, eps, (x, k, A, y))

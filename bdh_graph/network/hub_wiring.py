@@ -75,9 +75,10 @@ class HubWiring:
         otherwise. Returns x, k (the rotated x that read rho) and y, all ``Active``, and the events."""
         b, dtype = self.backend, trace.u.dtype
         x, k, y = b.zeros(self.n, dtype), b.zeros(self.n, dtype), b.zeros(self.n, dtype)
-        rho = self.synapses.values[layer].reshape(-1, self.synapses.n_pre)  # x-neuron h*N + j is row h*N + j
-        events, *found = b.hub_layer(trace.u, self.D_x, self.all_neurons, rho, self.all_hubs, self.D_y, cos, sin,
-                                     self.N, trace.layer_norm, LN_EPS, x, k, A, y)
+        rho = self.synapses.values[layer].reshape(-1, self.synapses.n_pre)  # x-neuron h*N + j is row h*N + j;
+        # stored up to the lazy scale of each head (``synapses``), which the call takes
+        events, *found = b.hub_layer(trace.u, self.D_x, self.all_neurons, rho, self.synapses.scales_of(layer),
+                                     self.all_hubs, self.D_y, cos, sin, self.N, trace.layer_norm, LN_EPS, x, k, A, y)
         x_ids, x_values, k_ids, k_values, y_ids, y_values = found
         return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
 
@@ -123,4 +124,4 @@ class HubWiring:
         M = M.copy()
         M.data *= b.to_numpy(w)[M.indices]
         taken = (M @ self.E_ext_host) * k[:, None]  # (x-neurons, d): E_ext[:, i] w_i k_j summed per j
-        self.synapses.values[layer, head, posts_ids] -= b.asarray(taken, self.synapses.values.dtype)
+        self.synapses.add(layer, head, posts_ids, -b.asarray(taken, self.synapses.values.dtype))

@@ -146,7 +146,9 @@ class SynapseMonitor(Monitor):
 
     The Hebbian rule is local, so an entry is the sum over the tokens of its own pre and post activity::
 
-        sigma[i, j] = sum_tau w_tau[i] * (R_tau x_tau)[j]
+        sigma[i, j] = sum_tau gamma ** (t - tau) * w_tau[i] * (R_tau x_tau)[j]      (after token t)
+
+    with ``gamma`` the head's damping factor (1 without damping: ``Network.decay``).
 
     and the monitor tracks it from the trace ``w`` and ``k = R x`` alone. This works in both wirings: the hub
     wiring never stores sigma (it stores ``rho = E_ext sigma``: at the released size the full sigma would be
@@ -164,7 +166,7 @@ class SynapseMonitor(Monitor):
         self.layer, self.head = int(layer), int(head)
         self.pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         self._values: list[np.ndarray] = []
-        self._network, self._running = None, None
+        self._network, self._running, self._gamma = None, None, 1.0
 
     def attach(self, network) -> None:
         super().attach(network)
@@ -183,6 +185,7 @@ class SynapseMonitor(Monitor):
         if self._network is network:
             return  # continuing a recording of this network
         self._network = network
+        self._gamma = float(network.decay()[self.head])
         if network.mode == "spike":
             self.variables = frozenset()  # nothing from the record: sigma is read after every token
             self._running = None
@@ -205,7 +208,7 @@ class SynapseMonitor(Monitor):
             self._running = np.zeros(len(self.pairs))  # the network was reset
         w = record["w"][self.layer]
         k = record["k"][self.layer, self.head * self.config.N:(self.head + 1) * self.config.N]
-        self._running = self._running + w[self.pairs[:, 0]] * k[self.pairs[:, 1]]
+        self._running = self._gamma * self._running + w[self.pairs[:, 0]] * k[self.pairs[:, 1]]
         self._values.append(self._running.copy())
 
     @property

@@ -8,6 +8,8 @@ by x; the Hebbian write (any time after the read: the gate reads A, not the syna
 drives the next layer's x. How messages travel, as rates or as spikes, is the network's channel
 (``channels``). In rate mode the hub wiring and a neuron wiring on a synapse graph (a pruned network) run a
 layer's rounds as one call where the backend has one (Numba; ``HubWiring.layer``, ``NeuronWiring.layer``).
+A damped model's synapses decay by its factor ``gamma_h`` before every token's reads (docs/model.md 4.7), lazily
+(``synapses``: one scale per layer and head, not a pass over every synapse).
 
 State files are tagged ``.npz`` files (``files.write_tagged``, kind ``network_state``, version 1): one array per
 synapse block (``synapses``, or ``synapses_head<h>`` on a synapse graph) and a header whose meta holds the
@@ -44,6 +46,7 @@ STATE_META = ("description", "position", "events", "spikes")
 # active counts x_active, y_active (L,); per token logits, events and, in spike mode, the spikes.
 RECORD = frozenset({"x", "y", "k", "w", "u", "x_active", "y_active", "logits", "events", "spikes"})
 WEIGHT_NAMES = ("encoder", "encoder_v", "decoder", "embed.weight", "lm_head", "attn.freqs")
+DAMPING_NAME = "attn.damping"  # in the digest of a damped model only, so that undamped digests stay as they were
 
 
 def _float_dtype(dtype, model) -> np.dtype:
@@ -63,7 +66,7 @@ def _float_dtype(dtype, model) -> np.dtype:
 def _weights_digest(model) -> str:
     h = hashlib.sha256()
     params = dict(model.named_parameters()) | dict(model.named_buffers())
-    for name in WEIGHT_NAMES:
+    for name in WEIGHT_NAMES + ((DAMPING_NAME,) if DAMPING_NAME in params else ()):
         h.update(params[name].detach().cpu().double().contiguous().numpy().tobytes())
     return h.hexdigest()
 
@@ -128,7 +131,10 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
     else:
         description.update(spike_steps=spiking["spike_steps"], rate_scale=spiking["rate_scale"])
         channel = SpikeChannel(Spiker(**spiking), wired, backend, dtype, c.N, c.n_head)
-    return Network(c, wired, Phases(model.attn.freqs, backend, dtype), description, channel)
+    # gamma_h = sigmoid(p_h) from the parameter in float64, as the weights (a float32 model's float32 gamma would
+    # differ from what its float64 copy computes at 1e-8)
+    decay = torch.sigmoid(model.attn.damping.detach().cpu().double()).numpy() if c.damping else None
+    return Network(c, wired, Phases(model.attn.freqs, backend, dtype), description, channel, decay)
 
 
 class Network:
@@ -142,7 +148,7 @@ class Network:
     along one edge) and ``spikes`` (spikes so far, spike mode).
     """
 
-    def __init__(self, config, wiring, phases: Phases, description: dict, channel):
+    def __init__(self, config, wiring, phases: Phases, description: dict, channel, decay: np.ndarray | None = None):
         self.config, self._wiring, self._phases, self.channel = config, wiring, phases, channel
         self.backend = wiring.backend
         self.description = description
@@ -154,6 +160,7 @@ class Network:
         self.events = 0
         self.spikes = 0
         self._lesions: dict[int, list] = {}  # layer -> [(head, located pairs, or None for the whole head)]
+        self._decay = decay  # gamma_h (h,), float64; None: no damping
 
     def _repr_html_(self) -> str:
         c, spiking = self.config, self.spike_options
@@ -189,6 +196,16 @@ class Network:
     @property
     def synapses(self):
         return self._wiring.synapses
+
+    def decay(self) -> np.ndarray:
+        """The damping factor ``gamma_h`` of each head, (h,) float64 (ones without damping): the synapses of head h
+        are multiplied by it before every token's reads, as the tensor model's ``decay()``."""
+        return np.ones(self.config.n_head) if self._decay is None else self._decay.copy()
+
+    def time_constants(self) -> np.ndarray:
+        """``tau_h = -1 / ln gamma_h`` in tokens, (h,) (inf without damping)."""
+        with np.errstate(divide="ignore"):
+            return -1.0 / np.log(self.decay())
 
     @property
     def n_edges(self) -> dict:
@@ -239,7 +256,9 @@ class Network:
     def scale_synapses(self, factor: float, layer: int | None = None, head: int | None = None) -> None:
         """Multiply the synaptic state by ``factor`` >= 0: every synapse, or those of one ``layer`` and/or one
         ``head`` (None: all). Forgetting with time constant tau is ``scale_synapses(exp(-1/tau))`` before each
-        token; 0 erases. Scaling sigma scales ``rho = E_ext sigma`` alike, so it means the same in both wirings."""
+        token; 0 erases. Scaling sigma scales ``rho = E_ext sigma`` alike, so it means the same in both wirings. On a
+        damped model the factors multiply: a write keeps ``(gamma_h * factor) ** s`` of itself s tokens later. Lazy:
+        one number per layer and head changes (``synapses``), not every synapse."""
         if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)) or not 0 <= factor < np.inf:
             raise ValueError(f"factor must be a finite number >= 0, got {factor!r}")
         self._check_layer_head(0 if layer is None else layer, 0 if head is None else head)
@@ -318,6 +337,8 @@ class Network:
         cos, sin = self._phases.at(self.position)
         trace.start(token)
         channel.start(self.position, cos, sin, record_spikes="spikes" in wanted)
+        if self._decay is not None:  # damping: every layer's state decays before this token's reads; not an event
+            self.synapses.scale(self._decay)
         rows = {name: [] for name in ("x", "y", "k", "w", "u", "x_active", "y_active") if name in wanted}
         A = self._reads
         for layer in range(c.n_layer):

@@ -107,8 +107,8 @@ class NeuronWiring:
         b, dtype = self.backend, trace.w.dtype
         x, k, y = b.zeros(self.n, dtype), b.zeros(self.n, dtype), b.zeros(self.n, dtype)
         events, *found = b.neuron_layer(trace.w, self.x_graph, self.synapses.graph, self.synapses.values[layer],
-                                        self.y_graph, self.E_ext, self.all_pre, cos, sin, self.N, trace.layer_norm,
-                                        LN_EPS, x, k, A, y)
+                                        self.synapses.scales_of(layer), self.y_graph, self.E_ext, self.all_pre, cos,
+                                        sin, self.N, trace.layer_norm, LN_EPS, x, k, A, y)
         x_ids, x_values, k_ids, k_values, y_ids, y_values = found
         return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
 
