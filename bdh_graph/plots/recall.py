@@ -137,7 +137,11 @@ def plot_capacity_sizes(sizes: list[dict], fit: dict, path) -> Path:
     ax.set_xlabel("neurons n")
     ax.set_ylabel("capacity: largest P recalled at 90 %")
     ax.legend(fontsize=7)
+    zero = [int(a) for a, b in zip(n, cap) if b == 0]
     verdict = ("capacity grows with size as n^{:.2f}".format(fit["slope"]) if fit.get("slope") is not None
                else "too few sizes with a capacity > 0 to fit a slope")
+    if zero:
+        verdict += (f"; n = {', '.join(map(str, zero))} never reached 90 % recall (not even of one pair) with the "
+                    "same training")
     ax.set_title(_title(verdict, ", ".join(f"n = {int(a)}: {int(b)}" for a, b in zip(n, cap))), fontsize=9)
     return save_figure(fig, path)
