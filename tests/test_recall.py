@@ -17,8 +17,7 @@ from helpers import random_model
 from bdh_graph import BDHConfig, save_model
 from bdh_graph.cli import main
 from bdh_graph.errors import TaskError
-from bdh_graph.experiments.recall import (_Runner, as_lesion, addresses, capacity, check_recall, memory_trace,
-                                          recall_experiments)
+from bdh_graph.experiments.recall import _Runner, addresses, as_lesion, capacity, check_recall, memory_trace
 from bdh_graph.model import BDH, load_model
 from bdh_graph.model.recall_recipe import (RECALL_CONFIG, RECALL_MODEL, RECALL_NEURONS, RECALL_TASK, RECALL_TRAINING,
                                            TrialBatches)

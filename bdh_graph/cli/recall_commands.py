@@ -62,11 +62,8 @@ def cmd_recall(args) -> int:
     options = network_options(args)
     del options["mode"]
     model = load_model(args.checkpoint if args.checkpoint is not None else RECALL_MODEL).to(args.device)
-    try:
-        check_recall(model, args.pairs, args.trials)
-    except ValueError as err:  # name the flags, not the library's arguments
-        raise type(err)(str(err).replace("pairs:", "--pairs:").replace("trials:", "--trials:")
-                        .replace("checkpoint:", f"checkpoint '{args.checkpoint or RECALL_MODEL}':")) from None
+    check_recall(model, args.pairs, args.trials, (f"checkpoint '{args.checkpoint or RECALL_MODEL}'", "--pairs",
+                                                  "--trials"))
     say(f"{args.trials} trials of {args.pairs} pairs on the {args.wiring} network and the tensor model: recall, "
         "memory traces and lesions, capacity, forgetting ...")
     result = recall_experiments(model, pairs=args.pairs, trials=args.trials, seed=args.seed,

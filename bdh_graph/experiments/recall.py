@@ -53,13 +53,13 @@ def _is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def check_recall(model, pairs, trials) -> PairedAssociates:
+def check_recall(model, pairs, trials, names: tuple[str, str, str] = ("model", "pairs", "trials")) -> PairedAssociates:
     """The task of ``model``'s vocabulary, after refusing (``TaskError``) a model that cannot hold it, ``pairs``
-    outside 1..K or ``trials`` < 1."""
-    task = PairedAssociates.for_vocab(model.config.vocab_size, "checkpoint")
-    task.check_pairs(pairs, "pairs")
+    outside 1..K or ``trials`` < 1; the errors call the three inputs by ``names`` (e.g. the command's flags)."""
+    task = PairedAssociates.for_vocab(model.config.vocab_size, names[0])
+    task.check_pairs(pairs, names[1])
     if not _is_int(trials) or trials < 1:
-        raise TaskError(f"trials: expected an integer >= 1, got {trials!r}")
+        raise TaskError(f"{names[2]}: expected an integer >= 1, got {trials!r}")
     return task
 
 
@@ -244,7 +244,7 @@ class RecallResult:
         for k, (trial, hits) in enumerate(zip(self.trials, self.recalled)):
             lesioned = self.report["lesioned_pairs"][k]
             for pair, start in enumerate(trial.study_positions):
-                cue = int(np.flatnonzero(trial.order == pair)[0])
+                cue = _cue_index(trial, pair)
                 for phase, begin, length in (("study", start, 1), ("cue", trial.cue_positions[cue], 2)):
                     for name, value in (("start", offset + begin), ("stop", offset + begin + length), ("trial", k),
                                         ("phase", phase), ("key", trial.keys[pair]),
@@ -271,7 +271,8 @@ class RecallResult:
                  f" network against tensor model: largest relative logit error {r['network_rel_error']:.2g}",
                  f"  capacity (90 %): {r['capacity_90']} pairs; curve " +
                  ", ".join(f"{p['pairs']}: {p['accuracy']:.0%}" for p in r["capacity"]),
-                 "  forgetting: " + ", ".join(f"{p['distractors']} bytes: {p['accuracy']:.0%}" for p in r["forgetting"]),
+                 "  forgetting: " + ", ".join(f"{p['distractors']} bytes: {p['accuracy']:.0%}"
+                                              for p in r["forgetting"]),
                  f"  lesion of {lesion['trace']['synapses']} synapses: trace -> lesioned pair "
                  f"{lesion['trace']['lesioned_pair']:.0%}, other pairs {lesion['trace']['other_pairs']:.0%}; random -> "
                  f"{lesion['random']['lesioned_pair']:.0%}, {lesion['random']['other_pairs']:.0%}; intact "
@@ -333,9 +334,9 @@ def recall_experiments(model, pairs: int = DEFAULT_PAIRS, trials: int = DEFAULT_
         first_trace = trace if first_trace is None else first_trace
         cue = _cue_index(trial, int(p))
         others = np.arange(trial.pairs) != cue
+        control = _random_synapses(c, rec, trial, trace, m, rng)
         for name, hits in (("trace", runner.recalled(trial, as_lesion(trace))),
-                           ("random", runner.recalled(trial, as_lesion(_random_synapses(c, rec, trial, trace, m, rng)))),
-                           ("intact", intact)):
+                           ("random", runner.recalled(trial, as_lesion(control))), ("intact", intact)):
             outcome[name].append((hits[cue], hits[others].mean() if others.any() else np.nan))
     lesion = {name: {"synapses": m if name != "intact" else 0,
                      "lesioned_pair": float(np.mean([o[0] for o in rows])),
@@ -389,5 +390,5 @@ def capacity_against_size(models: dict[int, object], trials: int = DEFAULT_TRIAL
     return {"sizes": sizes, "fit": fit, "trials": trials, "distractors": distractors, "seed": seed}
 
 
-__all__ = ["RecallResult", "capacity_against_size", "addresses", "as_lesion", "capacity", "capacity_curve", "check_recall",
-           "hebbian_growth", "memory_trace", "recall_experiments", "tensor_recall"]
+__all__ = ["RecallResult", "addresses", "as_lesion", "capacity", "capacity_against_size", "capacity_curve",
+           "check_recall", "hebbian_growth", "memory_trace", "recall_experiments", "tensor_recall"]

@@ -69,5 +69,5 @@ def train_recall(config: BDHConfig, out_dir, cfg: TrainConfig = RECALL_TRAINING,
     return train(config, None, None, out_dir, cfg, progress=progress, batches=TrialBatches(task))
 
 
-__all__ = ["MAX_DISTRACTORS", "MAX_PAIRS", "RECALL_CONFIG", "RECALL_MODEL", "RECALL_NEURONS", "RECALL_TASK", "RECALL_TRAINING", "SIZES",
-           "TrialBatches", "recall_config", "train_recall"]
+__all__ = ["MAX_DISTRACTORS", "MAX_PAIRS", "RECALL_CONFIG", "RECALL_MODEL", "RECALL_NEURONS", "RECALL_TASK",
+           "RECALL_TRAINING", "SIZES", "TrialBatches", "recall_config", "train_recall"]

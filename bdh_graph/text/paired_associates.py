@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import TaskError
+from .corpus import default_corpus, split_held_out
+from .tokens import encode
 
 BYTES = 256  # tokens 0..255 are the bytes, read as distractors
 DEFAULT_STIMULI = 64
@@ -144,9 +146,6 @@ class Trial:
 
 def filler_text(held_out: bool) -> torch.Tensor:
     """Where distractors come from: the default corpus's training part, or its held-out tail."""
-    from .corpus import default_corpus, split_held_out
-    from .tokens import encode
-
     return split_held_out(encode(default_corpus()))[1 if held_out else 0]
 
 
