@@ -57,13 +57,16 @@ def plot_forgetting(report: dict, path) -> Path:
     ax.plot(d, acc, "o-", color="tab:green")
     ax.axhline(report["chance"], color="tab:red", ls="--", label=f"chance ({report['chance']:.1%})")
     ax.set_xscale("symlog", linthresh=4)
+    ax.set_xlim(0, d[-1] * 1.3)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("bytes of unrelated text between study and cue (D)")
     ax.set_ylabel("share of cues answered with the partner")
     ax.legend(fontsize=8)
-    below = [int(x) for x, a in zip(d, acc) if a < acc[0] / 2]
-    verdict = (f"forgetting: recall falls from {acc[0]:.0%} to {acc[-1]:.0%} over {d[-1]} bytes; "
-               + (f"half of it is lost by {below[0]} bytes" if below else "it never falls below half"))
+    held = d[: np.argmax(acc < 0.9 * acc[0])] if (acc < 0.9 * acc[0]).any() else d
+    verdict = (f"forgetting: recall holds (within 10 % of {acc[0]:.0%}) up to {held[-1]} bytes of text between study "
+               f"and cue" + (f", then falls to {acc[-1]:.0%} at {d[-1]} bytes" if len(held) < len(d) else "")
+               if len(held) else
+               f"forgetting: recall falls from {acc[0]:.0%} at once, to {acc[-1]:.0%} at {d[-1]} bytes")
     ax.set_title(_title(verdict, f"{report['pairs']} pairs, {report['trials']} trials per point, tensor model"),
                  fontsize=9)
     return save_figure(fig, path)
