@@ -49,7 +49,8 @@ def register(sub) -> None:
     z = sub.add_parser("recall-sizes", help="capacity against size: train recall models of several sizes the same "
                                             "way, each one's capacity, and the power law fitted on log axes")
     z.add_argument("--out", type=output_folder, required=True,
-                   help="folder for n<N>/model.safetensors of each size, recall_sizes.json and recall_sizes.png")
+                   help="folder for n<N>/model.safetensors of each size (a size whose folder holds a model already "
+                        "is not trained again), recall_sizes.json and recall_sizes.png")
     z.add_argument("--neurons", type=checked(int, recall_config), nargs="+", default=list(SIZES), metavar="N",
                    help="the sizes, neurons n (multiples of 64)")
     z.add_argument("--steps", type=count(1), default=RECALL_TRAINING.steps, help="optimisation steps per size")
