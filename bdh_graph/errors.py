@@ -43,6 +43,11 @@ class NonFiniteError(BDHGraphError, RuntimeError):
     """A NaN or infinity arose while stepping; the message names the token and the layer."""
 
 
+class TaskError(BDHGraphError, ValueError):
+    """An experiment's task cannot be set up as asked: too many or too few pairs or trials for its encoding, or a
+    model whose vocabulary cannot hold the task."""
+
+
 class MissingExtraError(BDHGraphError, ImportError):
     """An optional package is not installed; the message names it and the extra that brings it."""
 

@@ -11,7 +11,9 @@ import torch
 
 from bdh_graph import BDH, BDHConfig, save_model
 from bdh_graph.cli import main
-from bdh_graph.kernels import available_backends
+from bdh_graph.graphs import neuron_graph
+from bdh_graph.kernels import available_backends, numba_kernels
+from bdh_graph.network import build_network
 
 TINY = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)  # the CLI tests' model
 
@@ -220,6 +222,63 @@ def assert_kernels_equal_their_dense_definition(backend, fraction: float, dtype)
         for actual, want in zip(arrays, expected, strict=True):
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             np.testing.assert_allclose(actual, want, rtol=0, atol=KERNEL_TOL[dtype] * scale, err_msg=case)
+
+
+DAMPED_CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=3, mlp_internal_dim_multiplier=6, dropout=0.0, damping=True)
+DAMPING_GAMMAS = (0.35, 0.8, 0.97)
+
+
+def damped_model(config: BDHConfig = DAMPED_CONFIG, gammas=DAMPING_GAMMAS, seed: int = 0):
+    """``random_model`` of ``config`` with the damping factors ``gammas`` (one per head)."""
+    model = random_model(config, seed)
+    with torch.no_grad():
+        g = torch.tensor(gammas, dtype=torch.float64)
+        model.attn.damping.copy_(torch.log(g) - torch.log1p(-g))
+    return model
+
+
+def assert_events_are_their_definition(small_model, backend, wiring, kwargs) -> None:
+    """Each token's synaptic events, counted by the kernels, against docs/model.md's definition recomputed from the
+    record and the graphs: messages along edges (drive, read, gain control, gate, output, readout) plus the
+    synapse updates of the Hebbian write (active presynaptic x active x-neuron pairs that are synapses)."""
+    c = small_model.config
+    n, d, V, H, N = c.n_neurons, c.n_embd, c.vocab_size, c.n_head, c.N
+    net = build_network(small_model, wiring=wiring, backend=backend, **kwargs)
+    if wiring == "neuron":
+        G_x, G_y = (neuron_graph(small_model, f, "exact", prune=kwargs.get("prune")) for f in "xy")
+        x_out = (G_x.excitatory + G_x.inhibitory != 0).sum(1)  # out-degree of each presynaptic neuron
+        y_in = (G_y.excitatory + G_y.inhibitory != 0).T.toarray()  # (n, n+V): the in-edges of each y-neuron
+        pattern = np.ones((n + V, n), bool) if net.synapse_graph is None else net.synapse_graph.toarray() != 0
+    fired = 0
+    for token in random_tokens(9, 6):
+        sigma = ([[net.sigma(layer, h).toarray() for h in range(H)] for layer in range(c.n_layer)]
+                 if wiring == "neuron" else None)
+        record = {}
+        net.step(int(token), record)
+        expected = 0
+        for layer in range(c.n_layer):
+            w, x, k, y = (record[key][layer] for key in ("w", "x", "k", "y"))
+            if wiring == "hub":
+                expected += n * d + 2 * np.count_nonzero(k) * d + np.count_nonzero(x) * d  # drive, read, write, gate
+            else:
+                A = np.stack([sigma[layer][h] @ k[h * N:(h + 1) * N] for h in range(H)])  # the reads, before the write
+                expected += x_out[w != 0].sum()  # drive
+                expected += pattern[:, k != 0].sum() + pattern[np.ix_(w != 0, k != 0)].sum()  # read, write
+                expected += np.count_nonzero(A) * d  # gain control: every read seen through the d hubs
+                expected += sum(np.count_nonzero(y_in[j] & (A[j // N] != 0)) for j in np.flatnonzero(x))  # gate
+            expected += np.count_nonzero(y) * d  # y -> hubs
+        last = np.count_nonzero((record["w"][-1] != 0) | np.r_[record["y"][-1] != 0, np.zeros(V, bool)])
+        expected += V * d if wiring == "hub" else last * V  # readout
+        assert record["events"] == expected, (wiring, token)
+        fired += np.count_nonzero(record["y"])
+    assert fired > 0  # not vacuous
+
+
+class OneByOne(numba_kernels.NumbaBackend):
+    """The Numba backend without its fused layers: the network runs a layer's kernels one call at a time."""
+
+    def fuses_layer(self, indexed: int, dense: int) -> bool:
+        return False
 
 
 # -- every backend, so that one test suite runs against all of them ---------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from bdh_graph import BDHConfig, load_model, save_model
+from bdh_graph import load_model, save_model
 from bdh_graph.errors import CheckpointError
 from bdh_graph.model.checkpoints import DAMPING_KEY
 from bdh_graph.model.tensor import DAMPING_TIME_CONSTANTS
@@ -19,19 +19,7 @@ from bdh_graph.model import training
 from bdh_graph.model.training import MODEL_FILE, TrainConfig, snapshot_path, train
 from bdh_graph.text import default_corpus, encode, split_held_out
 
-from helpers import random_model
-
-CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=3, mlp_internal_dim_multiplier=6, dropout=0.0, damping=True)
-GAMMAS = (0.35, 0.8, 0.97)
-
-
-def damped_model(config: BDHConfig = CONFIG, gammas=GAMMAS, seed: int = 0):
-    model = random_model(config, seed)
-    with torch.no_grad():
-        g = torch.tensor(gammas, dtype=torch.float64)
-        model.attn.damping.copy_(torch.log(g) - torch.log1p(-g))
-    return model
-
+from helpers import DAMPED_CONFIG as CONFIG, damped_model, random_model
 
 def reference_logits(model, tokens: np.ndarray) -> np.ndarray:
     """SPEC section 1 with damping, from the weights alone: ``a_t = sum_{s < t} gamma ** (t - s) <R_t x_t, R_s x_s> v_s``

@@ -12,9 +12,8 @@ from bdh_graph.errors import StateMismatchError
 from bdh_graph.network import build_network
 from bdh_graph.network.monitors import SynapseMonitor
 from bdh_graph.network.validation import validate
-from helpers import random_model, run_json
-from test_damping import CONFIG, GAMMAS, damped_model
-import test_network
+from helpers import (DAMPED_CONFIG as CONFIG, DAMPING_GAMMAS as GAMMAS, OneByOne, assert_events_are_their_definition,
+                     damped_model, random_model, run_json)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -126,7 +125,7 @@ def test_a_lesion_with_damping_holds_its_synapses_at_zero(backend):
 def test_decay_is_not_a_synaptic_event(backend, wiring, kwargs):
     """Each token's events on a damped network are their definition (test_network's, from the recorded activity
     and the graphs): what the undamped network counts on the same activity; the decay adds none."""
-    test_network.test_events_are_their_definition(damped_model(), backend, wiring, kwargs)
+    assert_events_are_their_definition(damped_model(), backend, wiring, kwargs)
 
 
 def test_synapse_monitor_state_files_and_digest(tmp_path):
@@ -214,7 +213,6 @@ def test_the_fused_layers_decay_as_their_kernels_one_by_one(wiring, kwargs):
     """Numba's one-call layers take the lazy scale as the stores do: records, events, stored values and scales equal
     the kernels called one by one (test_network_kernels.py's twin), with folds every few tokens."""
     from bdh_graph.kernels import get_backend
-    from test_network_kernels import OneByOne
     nets = [build_network(damped_model(), wiring=wiring, backend=backend, **kwargs)
             for backend in (get_backend("numba"), OneByOne())]
     assert [net._fused for net in nets] == [True, False]

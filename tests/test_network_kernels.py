@@ -12,14 +12,8 @@ from bdh_graph.graphs import TopK
 from bdh_graph.kernels import get_backend, numba_kernels
 from bdh_graph.network import build_network
 import helpers
-from helpers import NETWORK_CONFIGS as CONFIGS, assert_kernels_equal_their_dense_definition, random_tokens as tokens
-
-
-class OneByOne(numba_kernels.NumbaBackend):
-    """The Numba backend without its fused layers: the network runs a layer's kernels one call at a time."""
-
-    def fuses_layer(self, indexed: int, dense: int) -> bool:
-        return False
+from helpers import (NETWORK_CONFIGS as CONFIGS, OneByOne, assert_kernels_equal_their_dense_definition,
+                     random_tokens as tokens)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

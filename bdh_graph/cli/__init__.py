@@ -11,11 +11,13 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import BDHGraphError
-from . import demo, memory_commands, model_commands, network_commands, structure_commands, synapse_commands
+from . import (demo, memory_commands, model_commands, network_commands, recall_commands, structure_commands,
+               synapse_commands)
 from .common import DOCS, CommandParser
 
 # Command groups: the demo, then in the order of the data flow (weights -> graphs -> network -> analysis).
-COMMAND_MODULES = [demo, model_commands, structure_commands, network_commands, memory_commands, synapse_commands]
+COMMAND_MODULES = [demo, model_commands, structure_commands, network_commands, memory_commands, synapse_commands,
+                   recall_commands]
 
 
 def package_version() -> str:

@@ -51,18 +51,22 @@ def _version() -> str:
         return "unknown"
 
 
-def _text_intervals(pynwb, tokens: np.ndarray, clock: Clock):
+def _text_intervals(pynwb, tokens: np.ndarray, clock: Clock, labels: list[str] | None = None):
     from hdmf.common import VectorData
     from pynwb.epoch import TimeIntervals
 
     onsets = np.asarray(clock.onset_ms(np.arange(tokens.size)), np.float64).reshape(-1) / 1000.0
+    bytes_only = tokens.max(initial=0) < 256
     columns = [
         VectorData(name="start_time", description="onset of the token, s", data=onsets),
         VectorData(name="stop_time", description="end of the token, s", data=onsets + clock.token_ms / 1000.0),
         VectorData(name="byte", description="the byte read during this interval (0..255); the bytes in order are "
-                                             "the UTF-8 text", data=tokens.astype(np.uint8)),
-        VectorData(name="label", description="the byte as a quoted bytes literal, as synapse addresses write it",
-                   data=[byte_name(b) for b in tokens]),
+                                             "the UTF-8 text" if bytes_only else
+                                             "the token read during this interval (0..255 bytes, above: the task's "
+                                             "stimuli)", data=tokens.astype(np.uint8 if bytes_only else np.int64)),
+        VectorData(name="label", description="the byte as a quoted bytes literal, as synapse addresses write it"
+                                             if labels is None else "the token's name",
+                   data=[byte_name(b) for b in tokens] if labels is None else list(labels)),
     ]
     return TimeIntervals(name="text", description="the text the network read, one interval per byte (token)",
                          columns=columns)
@@ -159,28 +163,15 @@ def write_nwb(path, recording, spikes=None, clock: Clock = Clock(), session_star
     if spikes is not None and len(spikes.tokens) != tokens.size:
         raise ValueError(f"spikes: the SpikeMonitor recorded {len(spikes.tokens)} tokens, the recording "
                          f"{tokens.size}; give the monitors of one run")
-    start = session_start_time or datetime.now(timezone.utc)
     mode = run.get("mode", "rate")
-    nwbfile = pynwb.NWBFile(
-        session_description=(f"the BDH language model run as a {run.get('wiring', '')} network of neurons and "
-                             f"Hebbian synapses ({mode} mode) over a text of {tokens.size} bytes"),
-        identifier=identifier or str(uuid.uuid4()), session_start_time=start,
-        experiment_description=("a simulation: BDH (Kosowski et al. 2025, arXiv 2509.26507) with L = "
-                                f"{config.n_layer} layers, {config.n_head} heads of N = {config.N} neurons "
-                                f"(n = {config.n_neurons}), d = {config.n_embd}, stepped once per byte"),
-        notes=(f"clock: each token lasts {clock.token_ms:g} ms" +
-               (f", split into K = {spikes.spike_steps} micro-steps of {clock.step_ms(spikes.spike_steps):g} ms"
-                if spikes is not None else "") +
-               f"; run: {', '.join(f'{k} {v}' for k, v in run.items() if v is not None)}"),
-        source_script=f"bdh_graph {_version()}", source_script_file_name="bdh_graph",
-        keywords=["BDH", "Dragon Hatchling", "Hebbian synapses", "simulation", "language model"],
-    )
-    nwbfile.subject = pynwb.file.Subject(
-        subject_id=f"bdh-L{config.n_layer}-h{config.n_head}-N{config.N}-d{config.n_embd}", species=SYNTHETIC,
-        sex="O", age="P0D",
-        description=("not an animal: the BDH language model simulated by bdh_graph. NWB requires a subject; its "
-                     "species is the NCBI taxon 'synthetic construct', and age (P0D) and sex (O, other) do not "
-                     "apply"))
+    nwbfile = _nwb_file(pynwb, config, session_start_time, identifier,
+                        session_description=(f"the BDH language model run as a {run.get('wiring', '')} network of "
+                                             f"neurons and Hebbian synapses ({mode} mode) over a text of "
+                                             f"{tokens.size} bytes"),
+                        notes=(f"clock: each token lasts {clock.token_ms:g} ms" +
+                               (f", split into K = {spikes.spike_steps} micro-steps of "
+                                f"{clock.step_ms(spikes.spike_steps):g} ms" if spikes is not None else "") +
+                               f"; run: {', '.join(f'{k} {v}' for k, v in run.items() if v is not None)}"))
     nwbfile.add_time_intervals(_text_intervals(pynwb, tokens, clock))
     module = nwbfile.create_processing_module(name="network", description="what the monitors of the run recorded, "
                                                                           "once per token")
@@ -208,4 +199,51 @@ def write_nwb(path, recording, spikes=None, clock: Clock = Clock(), session_star
     return Path(path)
 
 
-__all__ = ["write_nwb"]
+def _nwb_file(pynwb, config, session_start_time, identifier, session_description: str, notes: str):
+    """A new NWB file of a simulation of the model of ``config``, its subject the model itself (module doc)."""
+    nwbfile = pynwb.NWBFile(
+        session_description=session_description,
+        identifier=identifier or str(uuid.uuid4()), session_start_time=session_start_time or datetime.now(timezone.utc),
+        experiment_description=("a simulation: BDH (Kosowski et al. 2025, arXiv 2509.26507) with L = "
+                                f"{config.n_layer} layers, {config.n_head} heads of N = {config.N} neurons "
+                                f"(n = {config.n_neurons}), d = {config.n_embd}, stepped once per token"),
+        notes=notes, source_script=f"bdh_graph {_version()}", source_script_file_name="bdh_graph",
+        keywords=["BDH", "Dragon Hatchling", "Hebbian synapses", "simulation", "language model"],
+    )
+    nwbfile.subject = pynwb.file.Subject(
+        subject_id=f"bdh-L{config.n_layer}-h{config.n_head}-N{config.N}-d{config.n_embd}", species=SYNTHETIC,
+        sex="O", age="P0D",
+        description=("not an animal: the BDH language model simulated by bdh_graph. NWB requires a subject; its "
+                     "species is the NCBI taxon 'synthetic construct', and age (P0D) and sex (O, other) do not "
+                     "apply"))
+    return nwbfile
+
+
+def write_trials_nwb(path, tokens: np.ndarray, labels: list[str], trials: dict[str, np.ndarray], descriptions:
+                     dict[str, str], config, session_description: str, clock: Clock = Clock(),
+                     session_start_time: datetime | None = None, identifier: str | None = None) -> Path:
+    """Write a task's run as NWB trials (an experiment of ``bdh_graph.experiments``) to ``path`` and return it.
+
+    ``tokens`` (the trials' tokens end to end on the clock, each trial read from a zero state) go to
+    ``intervals/text`` with their ``labels``; ``trials`` holds the trials table's columns, ``start`` and ``stop``
+    in tokens of that stream (converted to s), the others as given, each described by ``descriptions``.
+    """
+    pynwb, _ = _pynwb()
+    tokens = np.asarray(tokens, np.int64)
+    nwbfile = _nwb_file(pynwb, config, session_start_time, identifier, session_description,
+                        notes=f"clock: each token lasts {clock.token_ms:g} ms; trials end to end, each from a zero "
+                              "synaptic state")
+    nwbfile.add_time_intervals(_text_intervals(pynwb, tokens, clock, labels))
+    to_s = clock.token_ms / 1000.0
+    for name, values in trials.items():
+        if name not in ("start", "stop"):
+            nwbfile.add_trial_column(name=name, description=descriptions[name])
+    for row in range(len(trials["start"])):
+        nwbfile.add_trial(start_time=float(trials["start"][row]) * to_s, stop_time=float(trials["stop"][row]) * to_s,
+                          **{k: v[row] for k, v in trials.items() if k not in ("start", "stop")})
+    with atomic_path(path) as tmp, pynwb.NWBHDF5IO(str(tmp), "w") as io:
+        io.write(nwbfile)
+    return Path(path)
+
+
+__all__ = ["write_nwb", "write_trials_nwb"]

@@ -103,15 +103,19 @@ def random_batch(tokens: torch.Tensor, batch_size: int, block_size: int, generat
 
 
 @torch.no_grad()
-def held_out_loss(model: BDH, tokens: torch.Tensor, cfg: TrainConfig) -> float:
-    """Mean cross-entropy (nats per byte) on ``cfg.eval_batches`` fixed windows of the held-out tokens."""
+def held_out_loss(model: BDH, tokens: torch.Tensor | None, cfg: TrainConfig, batches=None) -> float:
+    """Mean cross-entropy (nats per token) on ``cfg.eval_batches`` fixed windows of the held-out tokens, or fixed
+    batches drawn from ``batches`` (a task's batches, as :func:`train` takes them)."""
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     was_training = model.training
     model.eval()
     device = model.decoder.device
     losses = []
     for _ in range(cfg.eval_batches):
-        x, y = random_batch(tokens, cfg.batch_size, min(cfg.block_size, len(tokens) - 1), generator)
+        if batches is None:
+            x, y = random_batch(tokens, cfg.batch_size, min(cfg.block_size, len(tokens) - 1), generator)
+        else:
+            x, y = batches(cfg.batch_size, generator)
         losses.append(model(x.to(device), y.to(device))[1].item())
     model.train(was_training)
     return sum(losses) / len(losses)
@@ -180,13 +184,21 @@ def train(
     resume: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    batches=None,
 ) -> dict:
     """Train a model; returns the history ``{"step", "train_loss", "held_out_loss"[, "held_out_by_position"]}``.
 
     ``train_documents`` is a list of token tensors (one per document) or one tensor (one document). With
     ``cfg.carry_state`` the history also holds, at each evaluation, bits per byte of the held-out tokens by
     position bucket (``bits_per_byte_by_position``), when the held-out text is long enough.
+
+    A task other than reading text gives ``batches`` instead of documents: a callable
+    ``batches(batch_size, generator) -> (inputs, targets)`` (B, T) each, targets -100 where the loss skips a
+    position (e.g. ``bdh_graph.model.recall_recipe.TrialBatches``); the held-out loss is then that of fixed
+    batches drawn from it with another seed, and ``train_documents``, ``held_out_tokens`` are not read.
     """
+    if batches is not None and cfg.carry_state:
+        raise ValueError("train: a task's batches are read from a zero state; carry_state applies to documents")
     if isinstance(train_documents, torch.Tensor):
         train_documents = [train_documents]
     out_dir = Path(out_dir)
@@ -210,7 +222,7 @@ def train(
         state.position = torch.zeros(cfg.batch_size, dtype=torch.long, device=device)
         history["held_out_by_position"] = []
         by_position = len(held_out_tokens) >= POSITION_BUCKETS[-1]
-    else:
+    elif batches is None:
         train_tokens = torch.cat(train_documents)
     start = 0
     if resume:
@@ -231,7 +243,8 @@ def train(
             _, loss = model(x.to(device), y.to(device), state=state)
             state.rho = state.rho.detach()  # gradients stop at the window boundary
         else:
-            x, y = random_batch(train_tokens, cfg.batch_size, cfg.block_size, generator)
+            x, y = (batches(cfg.batch_size, generator) if batches is not None
+                    else random_batch(train_tokens, cfg.batch_size, cfg.block_size, generator))
             _, loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -242,7 +255,7 @@ def train(
         if cfg.snapshot_every is not None and (step + 1) % cfg.snapshot_every == 0:
             save_model(model, snapshot_path(out_dir, step + 1))
         if (step + 1) % cfg.eval_interval == 0 or step + 1 == cfg.steps:
-            held_out = held_out_loss(model, held_out_tokens, cfg)
+            held_out = held_out_loss(model, held_out_tokens, cfg, batches)
             history["step"].append(step + 1)
             history["train_loss"].append(running)
             history["held_out_loss"].append(held_out)

@@ -39,8 +39,9 @@ SYNTAX = ("LAYER:PRE:POST, e.g. 3:'e':17 (PRE: a model neuron, n + byte, or a by
 
 
 def byte_name(byte: int) -> str:
-    """A byte as a quoted bytes literal: ``' '``, ``'e'``, ``'\\n'``, ``'\\xe9'`` (what :func:`parse_synapse` reads)."""
-    return repr(bytes([int(byte)]))[1:]
+    """A byte as a quoted bytes literal: ``' '``, ``'e'``, ``'\\n'``, ``'\\xe9'`` (what :func:`parse_synapse` reads);
+    a token above the bytes (a vocabulary larger than 256) as ``token 300``."""
+    return repr(bytes([int(byte)]))[1:] if byte < 256 else f"token {int(byte)}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class Synapse:
         """The address as text, ``LAYER:PRE:POST``, input neurons as quoted bytes (what :func:`parse_synapse`
         reads)."""
         n = config.n_neurons
-        pre = byte_name(self.pre - n) if self.level == "neuron" and self.pre >= n else str(self.pre)
+        # an input neuron of a byte as the byte in quotes; of a token above the bytes as its index n + token
+        pre = byte_name(self.pre - n) if self.level == "neuron" and n <= self.pre < n + 256 else str(self.pre)
         return f"{self.layer}:{pre}:{self.post}"
 
     def describe(self, config) -> str:
