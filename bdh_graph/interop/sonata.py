@@ -31,11 +31,21 @@ current-based simulator expects; ``|syn_weight|`` is the circuit's weight). Each
 **NEST has no BDH neuron.** A BDH neuron is a rectified-linear rate unit that the network updates once per
 token; NEST simulates spiking point neurons in continuous time. The circuit therefore names a documented
 stand-in, ``iaf_psc_delta`` (leaky integrate-and-fire with delta synapses: a spike along an edge moves the
-membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``E_L = V_reset = 0 mV``,
-``V_th = 1 mV``, ``tau_m`` one token, no refractory time, and ``static_synapse`` edges with a delay of one
-``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
+membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``static_synapse`` edges with a delay of
+one ``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
 what BDH computes (no synapse state sigma, no gating of y by x, no layers). Change the JSON file to use other
 parameters; ``model_template`` in the node type tables names the model.
+
+Its parameters (:func:`stand_in_parameters`) are scaled to the circuit's own weights, since G's weights are
+fractions of a millivolt (the bundled model's strongest edge is 0.33) and a fixed threshold would leave the
+circuit silent: ``E_L = V_reset = V_m = 0``; ``V_th`` the median weight of the excitatory edges from the input
+neurons (without inputs, of all excitatory edges), so that a byte fires the stronger half of the neurons it
+excites directly, and a neuron reached only through typical neuron-to-neuron edges (about a quarter of that
+weight in the bundled model) fires when several of its inputs coincide; ``tau_m`` one token, so the membrane
+forgets within about a token as BDH's x forgets its input; ``t_ref`` ``T_REF_MS`` (2 ms), a cortical neuron's
+refractory time, which bounds a neuron at 500 Hz where the delta synapses' 0.1 ms loops would otherwise let it
+fire at every step. With edges of one weight scale the threshold is a weight scale: dividing every
+``syn_weight`` by ``V_th`` with ``V_th = 1`` is the same network.
 
 **The input drive** (``inputs/input_spikes.h5``, exact form): on the clock of :mod:`.clock`, the input neuron
 of each token's byte fires once, one ``dt`` (0.1 ms) after the token's onset (NEST takes no spike at 0 ms);
@@ -76,6 +86,7 @@ STAND_IN_MODEL = "iaf_psc_delta"
 STAND_IN_FILE = "bdh_stand_in.json"
 SYNAPSE_MODEL = "static_synapse"
 DT_MS = 0.1  # NEST's resolution in the simulation config
+T_REF_MS = 2.0  # the stand-in neuron's refractory time (module doc)
 EDGE_TYPES = {"excitatory": 100, "inhibitory": 101}
 NODE_TYPES = {"neurons": 100, "inputs": 200, "hubs": 300}
 CHUNK_EDGES = 2**20  # edges written per block
@@ -329,6 +340,22 @@ def monitor_spikes(monitor, clock: Clock = Clock()) -> dict[str, tuple[np.ndarra
     return spikes
 
 
+def stand_in_parameters(edges: list[_Edges], clock: Clock = Clock()) -> dict:
+    """The stand-in neuron's NEST parameters for a circuit of ``edges`` (module doc): ``V_th`` the median weight of
+    the excitatory edges from the input neurons (else of every excitatory edge, else of every edge; 1 mV without
+    edges), ``tau_m`` one token of ``clock``, ``t_ref`` ``T_REF_MS``, rest and reset at 0 mV."""
+    def weights(chosen):
+        return np.concatenate([e.weights.data for e in chosen] or [np.zeros(0)])
+
+    excitatory = [e for e in edges if e.circuit == "excitatory"]
+    for chosen in ([e for e in excitatory if e.source == "inputs"], excitatory, edges):
+        w = weights(chosen)
+        if w.size:
+            break
+    threshold = float(np.median(w)) if w.size else 1.0
+    return {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": threshold, "tau_m": clock.token_ms, "t_ref": T_REF_MS}
+
+
 def _write(folder, nodes: list[_Nodes], edges: list[_Edges], meta: dict, tokens, clock: Clock, overwrite: bool,
            circuit: str, progress: bool | None) -> dict:
     h5py = _h5py()
@@ -359,7 +386,7 @@ def _write(folder, nodes: list[_Nodes], edges: list[_Edges], meta: dict, tokens,
                 _write_edge_population(f, e, show)
         _csv(tmp / "network/edge_types.csv", ["edge_type_id", "model_template", "delay", "circuit"],
              [[EDGE_TYPES[c], SYNAPSE_MODEL, DT_MS, c] for c in EDGE_TYPES])
-        stand_in = {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": 1.0, "tau_m": clock.token_ms, "t_ref": 0.0}
+        stand_in = stand_in_parameters(edges, clock)
         (tmp / f"components/point_neuron_models/{STAND_IN_FILE}").write_text(json.dumps(stand_in, indent=2))
         circuit = {
             "manifest": {"$BASE_DIR": "."},
@@ -413,4 +440,4 @@ def write_hub_circuit(factors: GraphFactors, folder, tokens=None, clock: Clock =
 
 
 __all__ = ["write_circuit", "write_hub_circuit", "write_spikes", "monitor_spikes", "input_drive",
-           "check_output_folder", "STAND_IN_MODEL"]
+           "check_output_folder", "stand_in_parameters", "STAND_IN_MODEL"]
