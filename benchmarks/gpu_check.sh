@@ -45,7 +45,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to RESUL
 }
 step machine 30 "$PYTHON" -c "import subprocess, sys, torch
 print(subprocess.run(['nvidia-smi'], capture_output=True, text=True).stdout if torch.cuda.is_available() else '')
-print(sys.version, 'torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
+print(sys.version, 'torch', torch.__version__,
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
 step tests 300 "$PYTHON" -m pytest -q -m gpu -rs tests/test_gpu.py tests/test_backends.py
 step bench_network 150 "$PYTHON" benchmarks/bench_network.py --backend torch --device "$DEVICE" --cases hub bundled \
   --tokens 20 --warmup 3 --json "$RESULTS/bench_network.json"

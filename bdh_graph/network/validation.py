@@ -90,8 +90,8 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
              device=None, state_every: int = 1, monitors=(), progress: bool = False, **spiking) -> ValidationResult:
     """Step a network built from ``model`` and the tensor recurrent form side by side over ``tokens``.
 
-    The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout), on the network's device. ``tokens`` is a
-    string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
+    The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout), on the network's device.
+    ``tokens`` is a string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
     ``device`` go to ``build_network``, and so do ``spiking`` options (``mode="spike"``, ``spike_steps``, ``seed``,
     ``rate_scale``): the errors of a spiking network against the rate model it estimates. The synaptic state,
     costly to compare for a large dense sigma, is compared after every ``state_every``-th token and after the
