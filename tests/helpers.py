@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,10 @@ NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
 BACKEND_PARAMS = [pytest.param((name, "cpu"), id="torch-cpu" if name == "torch" else name)
                   for name in available_backends()]
 BACKEND_PARAMS.append(pytest.param(("torch", "cuda"), id="torch-cuda", marks=[pytest.mark.gpu, NO_CUDA]))
+
+# The device of test_gpu.py: cuda, unless BDH_GPU_TEST_DEVICE names another (e.g. ``cpu``, to run those tests' code
+# paths on a machine without a GPU: each then compares the CPU with itself, a smoke run and not a check of CUDA).
+GPU_DEVICE = os.environ.get("BDH_GPU_TEST_DEVICE", "cuda")
+ON_GPU_DEVICE = pytest.mark.skipif(GPU_DEVICE.startswith("cuda") and not torch.cuda.is_available(),
+                                   reason="needs a CUDA GPU: torch.cuda.is_available() is False (BDH_GPU_TEST_DEVICE"
+                                          "=cpu runs these tests' code paths on the CPU)")

@@ -198,16 +198,48 @@ def nest():
     return nest
 
 
-def test_nest_sonata_network_builds_every_edge(model, tmp_path, nest):
+def test_nest_builds_the_circuit_and_the_text_drives_it(model, tmp_path, nest):
+    """``nest.SonataNetwork`` builds the exported circuit from its files, every edge with its weight (as libsonata
+    reads them); simulated over the text's input spikes, the stand-in neurons fire: first exactly the neurons whose
+    edge from the first byte's input neuron reaches the threshold (from rest, one spike moves the membrane by the
+    edge's weight), then in every token whose byte excites a neuron past the threshold. Needs a NEST built with HDF5
+    (``tools/build_nest_hdf5.sh``)."""
     if not nest.build_info["have_hdf5"]:
         pytest.skip("this NEST was built without HDF5 (the PyPI wheel is), so nest.SonataNetwork cannot connect; "
-                    "test_nest_reads_the_circuit_and_takes_each_edge checks the rest")
+                    "tools/build_nest_hdf5.sh builds one that can. test_nest_reads_the_circuit_and_takes_each_edge "
+                    "checks the rest")
     circuits = extract(model, "x", "exact", None, top_k=K_TOP).circuits
-    written = write_circuit(circuits, tmp_path / "c", tokens=np.frombuffer(TEXT.encode(), np.uint8))
+    rows = np.flatnonzero(circuits.pre_ids >= n)  # the input neurons' rows
+    strongest = circuits.pre_ids[rows[circuits.circuit("excitatory")[rows].max(axis=1).toarray().argmax()]] - n
+    tokens = np.r_[strongest, np.frombuffer(TEXT.encode(), np.uint8)]  # a first byte that fires a neuron directly
+    clock = Clock()
+    written = write_circuit(circuits, tmp_path / "c", tokens=tokens, clock=clock)
     network = nest.SonataNetwork(written["circuit_config"], written["simulation_config"])
     nodes = network.BuildNetwork()
     assert nest.num_connections == circuits.n_edges
     assert len(nodes["neurons"]) == n and len(nodes["inputs"]) == V
+    # NEST's node ids -> the package's ids (the whole graph has every model neuron: node id = neuron id)
+    ids = {g: k for k, g in enumerate(nodes["neurons"].tolist())}
+    ids.update({g: n + byte for byte, g in enumerate(nodes["inputs"].tolist())})
+    connections = nest.GetConnections()
+    built = {(ids[i], ids[j]): w for i, j, w in zip(*(connections.get(key) for key in ("source", "target", "weight")))}
+    expected = sonata_edges(written["circuit_config"])
+    assert built.keys() == expected.keys()
+    np.testing.assert_allclose([built[k] for k in expected], list(expected.values()), rtol=1e-15)
+
+    recorder = nest.Create("spike_recorder")
+    nest.Connect(nodes["neurons"], recorder)
+    network.Simulate()
+    events = recorder.get("events")
+    neuron, times = np.array([ids[g] for g in events["senders"]]), np.asarray(events["times"])
+    threshold = nodes["neurons"][0].get("V_th")
+    fired_by = {b: {j for (i, j), w in expected.items() if i == n + b and w >= threshold} for b in set(tokens)}
+    assert fired_by[tokens[0]]
+    assert set(neuron[times == times.min()].tolist()) == fired_by[tokens[0]] and times.min() < clock.token_ms
+    # later, every byte that excites a neuron past the threshold fires one in its token (from near rest: tau_m is
+    # a token, t_ref 2 ms)
+    driven = {t for t, b in enumerate(tokens) if fired_by[b]}
+    assert len(driven) >= 2 and driven <= set((times // clock.token_ms).astype(int).tolist())
 
 
 @pytest.mark.filterwarnings("ignore:The inplace keyword")  # pandas 3 deprecates what NEST's reader calls
@@ -224,11 +256,14 @@ def test_nest_reads_the_circuit_and_takes_each_edge(model, tmp_path, nest, monke
     nodes = network.Create()
     assert len(nodes["neurons"]) == n and len(nodes["inputs"]) == V
     assert set(nodes["neurons"].get("model")) == {STAND_IN_MODEL}
-    assert nodes["neurons"][0].get("V_th") == 1.0 and nodes["neurons"][0].get("tau_m") == 5.0
+    config = libsonata.CircuitConfig.from_file(str(written["circuit_config"]))
+    driven = config.edge_population("inputs_to_neurons_excitatory")
+    threshold = np.median(driven.get_attribute("syn_weight", driven.select_all()))  # the stand-in's rule
+    assert nodes["neurons"][0].get("V_th") == pytest.approx(threshold, rel=1e-12)
+    assert nodes["neurons"][0].get("tau_m") == 5.0 and nodes["neurons"][0].get("t_ref") == 2.0
     np.testing.assert_allclose(nodes["inputs"][ord("h")].get("spike_times"), [0.1, 20.1])
     specs = network._create_graph_specs()["edges"]  # the edge type table as NEST's reader parsed it
     assert len(specs) == 1
-    config = libsonata.CircuitConfig.from_file(str(written["circuit_config"]))
     for name in sorted(config.edge_populations):
         population = config.edge_population(name)
         everything = population.select_all()

@@ -189,8 +189,9 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend`` and ``--device`` of the commands that run a network (see ``bdh_graph.kernels``)."""
-    parser.add_argument("--backend", choices=available_backends(), default="numba",
-                        help="where the network's kernels run (torch also runs on cuda)")
+    parser.add_argument("--backend", choices=available_backends(), default=None,
+                        help="where the network's kernels run (default: numba; torch, the one that runs on cuda, "
+                             "with --device cuda)")
     add_device_argument(parser)
 
 

@@ -72,7 +72,7 @@ def long_text_section(model, out: Path) -> dict:
                        f"  {verdict}; byte frequencies alone: {frequencies:.3f}; figure {figure}"}
 
 
-def degree_section(model, tokens: np.ndarray, out: Path) -> dict:
+def degree_section(model, tokens: np.ndarray, out: Path, device: str) -> dict:
     result = degree_figure(model, out / "degrees.png")
     alpha = {k: round(a, 3) for k, a in result["alpha"].items()}
     return {**result, "figure": str(result["figure"]),
@@ -80,10 +80,10 @@ def degree_section(model, tokens: np.ndarray, out: Path) -> dict:
                        f"{result['figure']}"}
 
 
-def network_section(model, tokens: np.ndarray, out: Path) -> dict:
+def network_section(model, tokens: np.ndarray, out: Path, device: str) -> dict:
     activity, sparsity, events = ActivityMonitor(), SparsityMonitor(), EventMonitor()
     traced = synapse_monitors(default_synapses(model, tokens), model.config)
-    exact = validate(model, tokens, wiring="hub", dtype="float64", state_every=16, progress=True,
+    exact = validate(model, tokens, wiring="hub", dtype="float64", device=device, state_every=16, progress=True,
                      monitors=[activity, sparsity, events, *traced]).summary()
     recording = RunRecording.from_monitors(model.config, tokens, activity, sparsity, events, traced,
                                            {"wiring": "hub", "dtype": "float64", "mode": "rate"})
@@ -92,7 +92,7 @@ def network_section(model, tokens: np.ndarray, out: Path) -> dict:
     files = {**plot_run(recording, folder, "hub network"), "recordings": recording.save(folder / "recordings.npz")}
     say(f"      and the neuron wiring pruned to the top {DEMO_TOP_K} inputs per neuron, synapses on its edges ...")
     pruned = validate(model, tokens, wiring="neuron", prune=TopK(DEMO_TOP_K), synapses="wiring", dtype="float32",
-                      state_every=0, progress=True).summary()
+                      device=device, state_every=0, progress=True).summary()
     summary = "\n".join([
         f"graph network: hub wiring equals the tensor model to {exact['max_rel']:.1e} (max rel error of x, y, v, rho, "
         f"logits) over {len(tokens)} bytes; y active {sparsity.y.mean():.1%}, x {sparsity.x.mean():.1%}; figures in "
@@ -105,11 +105,11 @@ def network_section(model, tokens: np.ndarray, out: Path) -> dict:
             "y_active": float(sparsity.y.mean()), "files": {k: str(v) for k, v in files.items()}}
 
 
-def spike_section(model, tokens: np.ndarray, out: Path) -> dict:
+def spike_section(model, tokens: np.ndarray, out: Path, device: str) -> dict:
     tokens = tokens[:DEMO_SPIKE_BYTES]
     spikes = SpikeMonitor()
-    result = validate(model, tokens, wiring="hub", dtype="float64", state_every=0, progress=True, monitors=[spikes],
-                      mode="spike", spike_steps=DEMO_SPIKE_STEPS, seed=0).summary()
+    result = validate(model, tokens, wiring="hub", dtype="float64", device=device, state_every=0, progress=True,
+                      monitors=[spikes], mode="spike", spike_steps=DEMO_SPIKE_STEPS, seed=0).summary()
     folder = out / "spikes"
     folder.mkdir(parents=True, exist_ok=True)
     files = {**plot_spike_run(spikes, folder, f"hub network, spikes K = {DEMO_SPIKE_STEPS}"),
@@ -123,10 +123,10 @@ def spike_section(model, tokens: np.ndarray, out: Path) -> dict:
             "files": {k: str(v) for k, v in files.items()}}
 
 
-def memory_section(model, tokens: np.ndarray, out: Path) -> dict:
+def memory_section(model, tokens: np.ndarray, out: Path, device: str) -> dict:
     """The memory horizon on the passage (hub network, forgetting ladder, no lesions), with its figure."""
     result = memory_experiments(model, tokens, layers=[], heads=[], strongest=[], repeat_bytes=2, tensor=False,
-                                progress=True)
+                                device=device, progress=True)
     figure = plot_horizon(result, out / "memory_horizon.png")
     return {"bits_per_byte": result.full.bits_per_byte, "no_memory": result.no_memory.bits_per_byte,
             "horizon": [{"time_constant": r.spec["time_constant"], "bits_per_byte": r.bits_per_byte}
@@ -134,7 +134,7 @@ def memory_section(model, tokens: np.ndarray, out: Path) -> dict:
             "figure": str(figure), "summary": f"memory horizon: {result.horizon_verdict()}; figure {figure}"}
 
 
-def synapse_section(model, tokens: np.ndarray, out: Path) -> dict:
+def synapse_section(model, tokens: np.ndarray, out: Path, device: str) -> dict:
     concept, contrast = matched_sentences(DEFAULT_CONCEPT, PAPER_SENTENCES, seed=0)
     found = find_concept_synapses(model, concept, contrast, progress=True)
     figures = ([str(plot_concept_synapse(model, found, out / "concept_synapse.png", DEFAULT_CONCEPT)),
@@ -147,8 +147,9 @@ def synapse_section(model, tokens: np.ndarray, out: Path) -> dict:
 
 @dataclass(frozen=True)
 class Section:
-    """A part of the demo: ``run(model, tokens, out) -> dict`` (with a ``summary`` line), announced beforehand
-    with ``doing`` (``{out}`` is the output folder)."""
+    """A part of the demo: ``run(model, tokens, out, device) -> dict`` (with a ``summary`` line; its networks run
+    on ``device``, torch there unless it is the CPU), announced beforehand with ``doing`` (``{out}`` is the output
+    folder)."""
 
     name: str
     doing: str
@@ -207,7 +208,7 @@ def cmd_demo(args) -> int:
               "long_text": long_text}
     for section in DEMO_SECTIONS:
         report[section.name] = run_part(section.name, section.doing.format(out=args.out),
-                                        lambda: section.run(model, tokens.numpy(), args.out))
+                                        lambda: section.run(model, tokens.numpy(), args.out, args.device))
     with atomic_path(args.out / "results.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
     say(f"the demo as one page: {write_page(args.out, 'bdh-graph demo', parts)} (every number in results.json)")

@@ -56,8 +56,8 @@ def cmd_memory(args) -> int:
         raise ValueError(f"--text: '{args.text}' has {n_bytes} byte; the memory experiments need at least 2 (bits "
                          "per byte are the predictions of bytes 2..n)")
     with engine(args.scheduler) as eng:
-        say(f"reading {n_bytes} bytes on the {args.wiring} network ({args.backend}) and the tensor model, "
-            f"{eng.description}: full memory, no memory, forgetting, lesions, a passage read twice ...")
+        say(f"reading {n_bytes} bytes on the {args.wiring} network ({options['backend']} on {args.device}) and the "
+            f"tensor model, {eng.description}: full memory, no memory, forgetting, lesions, a passage read twice ...")
         result = memory_experiments(model, text, time_constants=args.time_constants, layers=args.layers,
                                     heads=args.heads, strongest=args.strongest, repeat_bytes=args.repeat_bytes,
                                     progress=True, scheduler=eng, **options)

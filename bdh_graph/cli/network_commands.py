@@ -11,6 +11,7 @@ from ..interop import require
 from ..interop.clock import DEFAULT_TOKEN_MS, Clock
 from ..interop.nwb import write_nwb
 from ..interop.sonata import monitor_spikes, write_spikes
+from ..kernels import get_backend
 from ..network import build_network
 from ..network.address import DEFAULT_TRACED, SYNTAX, default_synapses, parse_synapse, synapse_monitors
 from ..network.monitors import ActivityMonitor, EventMonitor, SparsityMonitor, SpikeMonitor
@@ -79,7 +80,8 @@ def network_options(args) -> dict:
         raise ValueError("--top-k, --beta and --synapses wiring prune the neuron wiring; the hub wiring is exact "
                          "(drop them, or use --wiring neuron)")
     options = dict(wiring=args.wiring, prune=prune_from_options(beta=args.beta, top_k=args.top_k),
-                   synapses=args.synapses, dtype=args.dtype, backend=args.backend, device=args.device,
+                   synapses=args.synapses, dtype=args.dtype, backend=get_backend(args.backend, args.device).name,
+                   device=args.device,
                    mode=getattr(args, "mode", "rate"))
     if options["mode"] == "spike":
         try:

@@ -32,11 +32,21 @@ current-based simulator expects; ``|syn_weight|`` is the circuit's weight). Each
 **NEST has no BDH neuron.** A BDH neuron is a rectified-linear rate unit that the network updates once per
 token; NEST simulates spiking point neurons in continuous time. The circuit therefore names a documented
 stand-in, ``iaf_psc_delta`` (leaky integrate-and-fire with delta synapses: a spike along an edge moves the
-membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``E_L = V_reset = 0 mV``,
-``V_th = 1 mV``, ``tau_m`` one token, no refractory time, and ``static_synapse`` edges with a delay of one
-``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
+membrane by ``syn_weight`` mV, so inhibitory edges pull it down), with ``static_synapse`` edges with a delay of
+one ``dt``. The stand-in keeps the graph (who excites and inhibits whom, and how strongly); it does not compute
 what BDH computes (no synapse state sigma, no gating of y by x, no layers). Change the JSON file to use other
 parameters; ``model_template`` in the node type tables names the model.
+
+Its parameters (:func:`stand_in_parameters`) are scaled to the circuit's own weights, since G's weights are
+fractions of a millivolt (the bundled model's strongest edge is 0.33) and a fixed threshold would leave the
+circuit silent: ``E_L = V_reset = V_m = 0``; ``V_th`` the median weight of the excitatory edges from the input
+neurons (without inputs, of all excitatory edges), so that a byte fires the stronger half of the neurons it
+excites directly, and a neuron reached only through typical neuron-to-neuron edges (about a quarter of that
+weight in the bundled model) fires when several of its inputs coincide; ``tau_m`` one token, so the membrane
+forgets within about a token as BDH's x forgets its input; ``t_ref`` ``T_REF_MS`` (2 ms), a cortical neuron's
+refractory time, which bounds a neuron at 500 Hz where the delta synapses' 0.1 ms loops would otherwise let it
+fire at every step. With edges of one weight scale the threshold is a weight scale: dividing every
+``syn_weight`` by ``V_th`` with ``V_th = 1`` is the same network.
 
 **Synaptic time constants** (``bdh_graph.json``, ``synapse_time_constants``): a damped model's Hebbian synapses of
 head h decay by ``gamma_h`` per token (docs/model.md 4.7); each head's time constant ``tau_h = -1 / ln gamma_h`` is
@@ -82,6 +92,7 @@ STAND_IN_MODEL = "iaf_psc_delta"
 STAND_IN_FILE = "bdh_stand_in.json"
 SYNAPSE_MODEL = "static_synapse"
 DT_MS = 0.1  # NEST's resolution in the simulation config
+T_REF_MS = 2.0  # the stand-in neuron's refractory time (module doc)
 EDGE_TYPES = {"excitatory": 100, "inhibitory": 101}
 NODE_TYPES = {"neurons": 100, "inputs": 200, "hubs": 300}
 CHUNK_EDGES = 2**20  # edges written per block
@@ -402,6 +413,22 @@ def _simulation_config(clock: Clock, tokens: np.ndarray | None, has_inputs: bool
     return simulation
 
 
+def stand_in_parameters(edges: list[_Edges], clock: Clock = Clock()) -> dict:
+    """The stand-in neuron's NEST parameters for a circuit of ``edges`` (module doc): ``V_th`` the median weight of
+    the excitatory edges from the input neurons (else of every excitatory edge, else of every edge; 1 mV without
+    edges), ``tau_m`` one token of ``clock``, ``t_ref`` ``T_REF_MS``, rest and reset at 0 mV."""
+    def weights(chosen):
+        return np.concatenate([e.weights.data for e in chosen] or [np.zeros(0)])
+
+    excitatory = [e for e in edges if e.circuit == "excitatory"]
+    for chosen in ([e for e in excitatory if e.source.population == "inputs"], excitatory, edges):
+        w = weights(chosen)
+        if w.size:
+            break
+    threshold = float(np.median(w)) if w.size else 1.0
+    return {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": threshold, "tau_m": clock.token_ms, "t_ref": T_REF_MS}
+
+
 def _write(parts: _Parts, folder, *, tokens, clock: Clock, overwrite: bool, circuit: str,
            progress: bool | None) -> dict:
     """The files of the module doc for ``parts``, keeping the edge populations of ``circuit``, atomically."""
@@ -417,7 +444,7 @@ def _write(parts: _Parts, folder, *, tokens, clock: Clock, overwrite: bool, circ
             (tmp / sub).mkdir(parents=True)
         node_entries = _write_node_files(h5py, tmp, parts.nodes)
         edge_entry = _write_edge_files(h5py, tmp, edges, show)
-        stand_in = {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": 1.0, "tau_m": clock.token_ms, "t_ref": 0.0}
+        stand_in = stand_in_parameters(edges, clock)
         (tmp / f"components/point_neuron_models/{STAND_IN_FILE}").write_text(json.dumps(stand_in, indent=2))
         if parts.has_inputs:
             write_spikes(tmp / INPUT_FILE,
@@ -459,4 +486,4 @@ def write_hub_circuit(factors: GraphFactors, folder, tokens=None, clock: Clock =
 
 
 __all__ = ["write_circuit", "write_hub_circuit", "write_spikes", "monitor_spikes", "input_drive",
-           "check_output_folder", "STAND_IN_MODEL"]
+           "check_output_folder", "stand_in_parameters", "STAND_IN_MODEL"]

@@ -30,12 +30,15 @@ def available_backends() -> list[str]:
 def get_backend(backend: str | Backend | None = None, device: str | None = None) -> Backend:
     """The backend named ``backend`` on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:<index>"``; only ``torch``
     runs on CUDA). An instance passes through; None: the backend and device set by :func:`set_backend` (whose
-    device is also the default for that backend named explicitly), else ``"cpu"``."""
+    device is also the default for that backend named explicitly), else ``"cpu"``; None on a CUDA device: torch,
+    so that a device alone (``validate(..., device="cuda")``, ``--device cuda``) reaches the network."""
     if isinstance(backend, Backend):
         if device is not None and str(check_device(device)) != str(backend.device):
             raise ValueError(f"backend {backend.name!r} runs on {str(backend.device)!r}, not on device {device!r}")
         return backend
     name = _default[0] if backend is None else backend
+    if backend is None and device is not None and check_device(device).type != "cpu":
+        name = "torch"  # the one backend that runs on CUDA
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} is not known; expected one of {available_backends()}")
     if device is None:

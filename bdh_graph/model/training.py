@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,7 +265,7 @@ def train(
                 bits = bits_per_byte_by_position(model, held_out_tokens)["bits_per_byte"]
                 history["held_out_by_position"].append(bits)
                 message += "; held-out bits/byte by position " + " ".join(f"{b:.3f}" for b in bits)
-            bar.write(message)
+            bar.write(message, file=sys.stderr)  # stdout is the command's result (train --json)
             _checkpoint(out_dir, model, optimizer, generator, step + 1, history, model_config, cfg, streams, state)
     return history
 

@@ -90,8 +90,8 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
              device=None, state_every: int = 1, monitors=(), progress: bool = False, **spiking) -> ValidationResult:
     """Step a network built from ``model`` and the tensor recurrent form side by side over ``tokens``.
 
-    The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout). ``tokens`` is a
-    string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
+    The tensor reference is a copy of ``model`` in ``dtype``, in eval mode (no dropout), on the network's device.
+    ``tokens`` is a string (its UTF-8 bytes) or token ids; ``wiring``, ``prune``, ``synapses``, ``dtype``, ``backend``,
     ``device`` go to ``build_network``, and so do ``spiking`` options (``mode="spike"``, ``spike_steps``, ``seed``,
     ``rate_scale``): the errors of a spiking network against the rate model it estimates. The synaptic state,
     costly to compare for a large dense sigma, is compared after every ``state_every``-th token and after the
@@ -106,7 +106,7 @@ def validate(model, tokens, wiring: str = "neuron", prune=None, synapses="all", 
     net = build_network(model, wiring=wiring, prune=prune, synapses=synapses, backend=backend, dtype=dtype,
                         device=device, **spiking)
     torch_dtype = torch.float64 if net.dtype == np.float64 else torch.float32
-    reference = copy.deepcopy(model).to(device="cpu", dtype=torch_dtype).eval()
+    reference = copy.deepcopy(model).to(device=net.backend.device, dtype=torch_dtype).eval()
     T, L = len(tokens), model.config.n_layer
     nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
     pattern = net.synapse_graph
@@ -136,9 +136,10 @@ class _Comparison(Monitor):
         super().record(record)
         t, L, result = len(self.tokens) - 1, self.config.n_layer, self.result
         ref_record = {}
-        ref_logits, self.state = self.reference.step(torch.tensor([record["token"]]), self.state, record=ref_record)
-        ref = {"x": ref_record["x"][:, 0].reshape(L, -1).numpy(), "y": ref_record["y"][:, 0].reshape(L, -1).numpy(),
-               "v": ref_record["v"][:, 0].numpy()}
+        token = torch.tensor([record["token"]], device=self.state.rho.device)
+        ref_logits, self.state = self.reference.step(token, self.state, record=ref_record)
+        ref = {"x": ref_record["x"][:, 0].reshape(L, -1).cpu().numpy(),
+               "y": ref_record["y"][:, 0].reshape(L, -1).cpu().numpy(), "v": ref_record["v"][:, 0].cpu().numpy()}
         graph = {"x": record["x"], "y": record["y"], "v": record["u"]}
         for q in ("x", "y", "v"):
             for layer in range(ref[q].shape[0]):
@@ -146,8 +147,8 @@ class _Comparison(Monitor):
         if self.state_every and ((t + 1) % self.state_every == 0 or t == self.T - 1):
             for layer in range(L):
                 result.abs_errors["state"][t, layer], result.rel_errors["state"][t, layer] = _errors(
-                    self.net.rho(layer), self.state.rho[layer, 0].numpy())
-        logits, ref_logits = record["logits"], ref_logits[0].numpy()
+                    self.net.rho(layer), self.state.rho[layer, 0].cpu().numpy())
+        logits, ref_logits = record["logits"], ref_logits[0].cpu().numpy()
         result.logits_abs[t], result.logits_rel[t] = _errors(logits, ref_logits)
         log_p, log_q = log_softmax(np.asarray(ref_logits, np.float64)), log_softmax(np.asarray(logits, np.float64))
         result.kl[t] = float(np.sum(np.exp(log_p) * (log_p - log_q)))
