@@ -7,7 +7,7 @@ Rooms, in the order data flows through them: ``model`` (config, tensor BDH, chec
 recordings); ``cli`` is the ``bdh-graph`` command.
 """
 from .errors import (BDHGraphError, CheckpointError, FileFormatError, MissingExtraError, MonitorError, NonFiniteError,
-                     StateMismatchError)
+                     RunError, StateMismatchError)
 from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
 from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
@@ -17,4 +17,4 @@ __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Ci
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
            "Synapse", "load_recording", "BDHGraphError", "CheckpointError", "FileFormatError", "MissingExtraError", "MonitorError",
-           "StateMismatchError"]
+           "RunError", "StateMismatchError"]

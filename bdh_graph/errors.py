@@ -26,6 +26,11 @@ class StateMismatchError(BDHGraphError, ValueError):
     """A saved state belongs to another network or run (other weights, wiring, pruning, dtype, mode, ...)."""
 
 
+class RunError(BDHGraphError, ValueError):
+    """A training run's folder lacks what a command needs (its snapshots) or mixes runs (snapshots of different
+    configurations)."""
+
+
 class MonitorError(BDHGraphError, RuntimeError):
     """A monitor was used out of order (read before it was attached to a network) or cannot watch this network."""
 
