@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from helpers import TINY, random_model, run_json, tiny_checkpoint
 from scipy import stats
 
+from bdh_graph.cli import main
 from bdh_graph.experiments.hubs import hub_function
 from bdh_graph.graphs import graph_factors, paper_edge_count
 from bdh_graph.network import build_network
@@ -158,3 +159,16 @@ def test_hub_lesions_silence_the_highest_degree_neurons_and_seeded_draws(model, 
 def test_hub_function_refuses_k_larger_than_the_head(model):
     with pytest.raises(ValueError, match=r"k: the neurons silenced must number 1 to the head's N = 32, got \[33\]"):
         hub_function(model, TEXT, ks=(4, 33))
+
+
+def test_hubs_cli_writes_the_report_and_two_figures(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path, 5, 15.0)
+    (tmp_path / "t.txt").write_text(TEXT)
+    out = tmp_path / "hubs"
+    data = run_json(capsys, "hubs", checkpoint, "--head", "1", "--text", str(tmp_path / "t.txt"), "--k", "4",
+                    "--draws", "2", "--backend", "numpy", "--out", str(out))
+    assert data["lesions"][0]["k"] == 4 and len(data["lesions"][0]["random"]["head"]) == 2
+    assert set(data["correlations"]) == {"x", "y"} and "verdict" in data["lesions"][0]
+    assert sorted(p.name for p in out.iterdir()) == ["hub_lesion.png", "hub_rates.png", "hubs.json"]
+    assert main(["hubs", checkpoint, "--k", "33", "--out", str(tmp_path / "no")]) == 2
+    assert "argument --k: at most the head's N = 32" in capsys.readouterr().err and not (tmp_path / "no").exists()
