@@ -37,8 +37,8 @@ def register(sub) -> None:
                                          "of a training run")
     p.add_argument("run", metavar="RUN_DIR",
                    help="the --out folder of 'bdh-graph train --snapshot-every K', holding "
-                        "snapshots/step-NNNNNN.safetensors (the series; its model.safetensors is analysed only "
-                        "as a snapshot)")
+                        "snapshots/step-NNNNNN.safetensors: the series (the final model.safetensors is not read; it "
+                        "is the last snapshot when the steps are a multiple of K)")
     add_head_graph_arguments(p)
     p.add_argument("--ladder", type=positive_number, nargs="+", default=list(LADDER), metavar="F",
                    help="modularity at these multiples of the analysed edge count (as analyze --ladder; "
@@ -49,8 +49,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the null models and the bootstrap")
     add_text_argument(p, default_bytes=DEFAULT_BYTES)
     p.add_argument("--bytes", type=count(2), default=DEFAULT_BYTES,
-                   help="length of the default held-out passage (without --text); each snapshot reads it three "
-                        "times (tensor model, network with and without memory)")
+                   help=f"bytes of the held-out passage read without --text, {DEFAULT_BYTES} if not given; each "
+                        "snapshot reads it three times (tensor model, network with and without memory)")
     p.add_argument("--out", type=output_folder, required=True,
                    help="folder for emergence.json and the figures emergence_{degrees,power_law,modularity,loss}.png")
     add_scheduler_argument(p, "the snapshots (one task each; workers read them from RUN_DIR)")
