@@ -150,12 +150,13 @@ def hub_function(model, text, head: int = 0, beta: float | None = None, edges: i
                 random[pool] = f"the {pool} has {len(ids)} neurons, fewer than k = {k}"
                 continue
             chosen = [np.sort(task_rng(seed, k, index, draw).choice(ids, k, replace=False)) for draw in range(draws)]
-            random[pool] = [{"neurons": ids_.tolist(), "bits_per_byte": _silenced_bits(net, tokens, ids_)}
-                            for ids_ in chosen]
+            random[pool] = [{"neurons": draw.tolist(), "bits_per_byte": _silenced_bits(net, tokens, draw)}
+                            for draw in chosen]
         lesions.append({"k": k, "hubs": {"neurons": np.sort(hubs[:k]).tolist(),
                                          "bits_per_byte": _silenced_bits(net, tokens, hubs[:k])},
                         "random": random})
-    graph = {"nodes": int(A.shape[0]), "edges": int(A.nnz), "beta": float(A.data.min()), "core": int(len(core)), "prune": repr(prune)}
+    graph = {"nodes": int(A.shape[0]), "edges": int(A.nnz), "beta": float(A.data.min()), "core": int(len(core)),
+             "prune": repr(prune)}
     return HubResult(head, graph, neurons, degrees, rates, correlations, no_lesion, lesions, len(tokens),
                      time.perf_counter() - started)
 

@@ -17,7 +17,7 @@ DEGREE_COLOURS = {"in": "tab:red", "out": "tab:blue"}
 
 
 def _title(fig, text: str) -> None:
-    fig.suptitle("\n".join(textwrap.wrap(text, 120)), fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(text, 120)), fontsize=9, y=1.0, va="bottom")
 
 
 def _steps_axis(ax, steps) -> None:

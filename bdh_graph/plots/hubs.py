@@ -31,7 +31,8 @@ def plot_hubs(result: HubResult, out_dir) -> dict[str, Path]:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("x rate, mean over tokens and layers")
     fig.suptitle("\n".join(textwrap.wrap(f"G_x head {result.head}, {result.graph['nodes']} neurons over "
-                                         f"{result.n_bytes} bytes: {result.rate_verdict()}", 120)), fontsize=9)
+                                         f"{result.n_bytes} bytes: {result.rate_verdict()}", 120)), fontsize=9, y=1.0,
+                 va="bottom")
     files["rates"] = save_figure(fig, out / "hub_rates.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -54,7 +55,8 @@ def plot_hubs(result: HubResult, out_dir) -> dict[str, Path]:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     verdicts = "; ".join(result.lesion_verdict(lesion) for lesion in result.lesions)
-    fig.suptitle("\n".join(textwrap.wrap(f"Rich-club lesion, G_x head {result.head}: {verdicts}", 110)), fontsize=8)
+    fig.suptitle("\n".join(textwrap.wrap(f"Rich-club lesion, G_x head {result.head}: {verdicts}", 110)), fontsize=8,
+                 y=1.0, va="bottom")
     files["lesion"] = save_figure(fig, out / "hub_lesion.png")
     return files
 
