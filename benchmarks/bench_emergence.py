@@ -5,15 +5,16 @@ No real run with snapshots exists at the bundled size yet, so the script makes o
 shrinking towards the last snapshot (std ``NOISE * (1 - i / (count - 1))`` times each tensor's own std, snapshot
 i at step ``100 i``), so each snapshot has its own graph. It then times ``emergence`` with the command's defaults
 (head 0, the paper's edge density, ladder 1, 5 Louvain seeds, 100 bootstrap sets, the 256-byte held-out passage,
-numba) in this process and on ``local:WORKERS`` (cluster start included, as the command pays it), and checks that
-both give the same series.
+numba) on each scheduler of ``--schedulers`` in turn (a LocalCluster's start included, as the command pays it),
+with the load average before each, and checks that every scheduler gives the in-process series.
 
-    python benchmarks/bench_emergence.py [--count 20] [--workers 2] [--json FILE]
+    python benchmarks/bench_emergence.py [--count 20] [--schedulers none local:2] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ def make_run(folder: Path, count: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--schedulers", nargs="+", default=["none", "local:2"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     from bdh_graph.experiments.emergence import DEFAULT_BYTES, emergence
@@ -51,15 +52,20 @@ def main() -> None:
     text = default_passage(DEFAULT_BYTES)
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp) / "run", args.count)
-        timings = {}
-        start = time.perf_counter()
-        here = emergence(run, text, progress=True)
-        timings["in_process_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        there = emergence(run, text, progress=True, scheduler=f"local:{args.workers}")
-        timings[f"local_{args.workers}_s"] = time.perf_counter() - start
-    result = {"snapshots": args.count, **timings, "same_series": there.snapshots == here.snapshots,
-              "verdicts": here.verdicts(), "per_snapshot_in_process_s": timings["in_process_s"] / args.count}
+        runs = {}
+        for scheduler in args.schedulers:
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            series = emergence(run, text, progress=True, scheduler=scheduler)
+            runs[scheduler] = {"seconds": time.perf_counter() - start, "load_average_before": load,
+                               "series": series}
+    reference = runs.get("none", next(iter(runs.values())))["series"]
+    result = {"snapshots": args.count,
+              "runs": {name: {"seconds": r["seconds"], "per_snapshot_s": r["seconds"] / args.count,
+                              "load_average_before": r["load_average_before"],
+                              "same_series": r["series"].snapshots == reference.snapshots}
+                       for name, r in runs.items()},
+              "verdicts": reference.verdicts()}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
