@@ -9,7 +9,7 @@ recordings) -> ``interpretability`` and ``structure`` (statistics) -> ``experime
 -> ``cli`` (the ``bdh-graph`` command).
 """
 from .errors import (BDHGraphError, CheckpointError, FileFormatError, GraphInputError, MissingExtraError, MonitorError,
-                     NonFiniteError, NotAGraphError, StateMismatchError)
+                     NonFiniteError, NotAGraphError, RunError, StateMismatchError)
 from .model import BDH, BDHConfig, RecurrentState, load_model, save_model
 from .graphs import Circuits, Threshold, TopK, neuron_graph
 from .network import (ActivityMonitor, EventMonitor, Network, SparsityMonitor, SpikeMonitor, Synapse, SynapseMonitor,
@@ -20,4 +20,4 @@ __all__ = ["BDHConfig", "BDH", "RecurrentState", "load_model", "save_model", "Ci
            "neuron_graph", "Network", "NonFiniteError", "build_network", "ActivityMonitor", "EventMonitor",
            "SparsityMonitor", "SpikeMonitor", "SynapseMonitor", "load_spikes", "ValidationResult", "validate",
            "Synapse", "load_recording", "memory_experiments", "BDHGraphError", "CheckpointError", "FileFormatError",
-           "MissingExtraError", "MonitorError", "GraphInputError", "NotAGraphError", "StateMismatchError"]
+           "MissingExtraError", "MonitorError", "GraphInputError", "NotAGraphError", "RunError", "StateMismatchError"]

@@ -1,11 +1,11 @@
 """Independent pieces of work run in this process or on Dask (``dask.distributed``): one engine, three schedulers.
 
-Three kinds of work split into independent tasks: the row (or column) tiles of a graph product
-(``graphs.neuron_graphs``), the graphs of a modularity sweep, observed and null (``structure.sweep``), and the
-readings or sentences of a batch run (``experiments.memory``, ``interpretability.monosemantic``). Each is written as
-a task function, a pure function of its arguments defined at module level; an :class:`Engine` maps it over the
-tasks' arguments and hands the results back with their index, to be combined in index order (or by a rule that
-does not depend on the order).
+Four kinds of work split into independent tasks: the row (or column) tiles of a graph product
+(``graphs.neuron_graphs``), the graphs of a modularity sweep, observed and null (``structure.sweep``), the
+readings or sentences of a batch run (``experiments.memory``, ``interpretability.monosemantic``), and the snapshots of
+a training run (``experiments.emergence``). Each is written as a task function, a pure function of its arguments
+defined at module level; an :class:`Engine` maps it over the tasks' arguments and hands the results back with
+their index, to be combined in index order (or by a rule that does not depend on the order).
 
 Schedulers (:func:`parse_scheduler`, the ``--scheduler`` option):
 

@@ -35,6 +35,11 @@ class NotAGraphError(GraphInputError, TypeError):
     """The input is not a 2-d ``scipy.sparse`` graph at all (a ``TypeError`` too, as before)."""
 
 
+class RunError(BDHGraphError, ValueError):
+    """A training run's folder lacks what a command needs (its snapshots) or mixes runs (snapshots of different
+    configurations)."""
+
+
 class MonitorError(BDHGraphError, RuntimeError):
     """A monitor was used out of order (read before it was attached to a network) or cannot watch this network."""
 

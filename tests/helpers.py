@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from bdh_graph import BDH, BDHConfig, save_model
 from bdh_graph.cli import main
 from bdh_graph.graphs import neuron_graph
 from bdh_graph.kernels import available_backends, numba_kernels
 from bdh_graph.network import build_network
+from bdh_graph.text import encode
 
 TINY = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)  # the CLI tests' model
 
@@ -44,6 +46,28 @@ def tiny_checkpoint(folder, seed: int, scale: float) -> str:
     """``TINY`` with random weights (``random_model``, float32) saved as ``folder/tiny.safetensors``."""
     model = random_model(TINY, seed, dtype=torch.float32, scale=scale)
     return str(save_model(model, Path(folder) / "tiny.safetensors"))
+
+
+def tiny_run(folder, steps=(0, 3, 6)) -> Path:
+    """A run folder as ``train --snapshot-every K`` leaves it: TINY trained with AdamW on a short text, saved at
+    ``steps`` as snapshots/step-NNNNNN.safetensors, and its final model.safetensors."""
+    folder = Path(folder)
+    (folder / "snapshots").mkdir(parents=True)
+    model = random_model(TINY, 0, dtype=torch.float32, scale=5.0).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    tokens = encode("Dragons hatch from eggs. " * 8).view(1, -1)
+    for step in range(max(steps) + 1):
+        if step in steps:
+            save_model(model, folder / "snapshots" / f"step-{step:06d}.safetensors")
+        if step == max(steps):
+            break
+        logits, _ = model(tokens[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, 256), tokens[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    save_model(model, folder / "model.safetensors")
+    return folder
 
 
 def run_json(capsys, *argv) -> dict:

@@ -1,5 +1,6 @@
 """Runs on Dask (``bdh_graph.distributed``): on a LocalCluster of 2 worker processes the extraction, ``export --head
-all``, ``analyze --head 0``, the concept-synapse search and the memory experiments equal the in-process run (edges
+all``, ``analyze --head 0``, the concept-synapse search, the memory experiments and a run's series of snapshots
+(``emergence``) equal the in-process run (edges
 bit for bit, Q and alpha exactly, the same seeds); the only worker of a cluster, killed in the middle of an
 extraction, takes the scattered factors with it, yet the extraction loses and duplicates no edge; a bad
 scheduler is refused at once, naming the flag.
@@ -14,10 +15,11 @@ import time
 
 import numpy as np
 import pytest
-from helpers import TINY, random_model, run_json, tiny_checkpoint
+from helpers import TINY, random_model, run_json, tiny_checkpoint, tiny_run
 from scipy import sparse
 
 from bdh_graph.cli import main
+from bdh_graph.experiments.emergence import emergence
 from bdh_graph.distributed import CONNECT_TIMEOUT, Scheduler, engine, parse_scheduler, task_rng
 from bdh_graph.experiments.memory import memory_experiments
 from bdh_graph.graphs import Strongest, Threshold, TopK, graph_factors, neuron_graphs, product_graph
@@ -211,3 +213,11 @@ def test_a_local_cluster_is_started_announced_and_closed():
     assert cluster_client.status == "closed"
     # the same tiles in this process (other tiles may round a weight's last bit differently)
     assert same_csr(circuits.excitatory, product_graph(factors, TopK(2), block_bytes=SMALL_TILES).excitatory)
+
+
+def test_emergence_on_dask_equals_the_in_process_run(client, tmp_path):
+    run = tiny_run(tmp_path / "run", steps=(0, 2))
+    options = dict(text="Dragons hatch from eggs.", seeds=2, n_bootstrap=5, seed=1, backend="numpy")
+    here = emergence(run, **options)
+    there = emergence(run, **options, scheduler=client)  # one task a snapshot
+    assert there.snapshots == here.snapshots

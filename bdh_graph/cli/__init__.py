@@ -1,7 +1,8 @@
 """The ``bdh-graph`` command line. Each command group lives in its own module with a ``register`` function.
 
 The commands parse their arguments and call library functions; what a script or notebook would want lives in
-the library (``bdh_graph.model``, ``graphs``, ``network``, ``interpretability``, ``structure``, ``plots``).
+the library (``bdh_graph.model``, ``graphs``, ``network``, ``interpretability``, ``structure``, ``experiments``,
+``plots``).
 Errors a user can act on (``bdh_graph.BDHGraphError``, ``ValueError``, ``OSError``) are printed as
 ``bdh-graph COMMAND: error: ...`` with exit status 2, the same as argparse's own errors.
 """
@@ -11,13 +12,13 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import BDHGraphError
-from . import (demo, memory_commands, model_commands, network_commands, recall_commands, structure_commands,
-               synapse_commands)
+from . import (demo, experiment_commands, memory_commands, model_commands, network_commands, recall_commands,
+               structure_commands, synapse_commands)
 from .common import DOCS, CommandParser
 
 # Command groups: the demo, then in the order of the data flow (weights -> graphs -> network -> analysis).
 COMMAND_MODULES = [demo, model_commands, structure_commands, network_commands, memory_commands, synapse_commands,
-                   recall_commands]
+                   recall_commands, experiment_commands]
 
 
 def package_version() -> str:

@@ -70,15 +70,40 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"checkpoint '{path}': unreadable safetensors file ({err})") from err
-    config = None
-    if CONFIG_KEY in metadata:
+    return tensors, _stored_config(metadata, path)
+
+
+def _stored_config(metadata: dict, path: Path) -> dict | None:
+    """The config a project safetensors file keeps in its metadata, as a dict (None when it has none)."""
+    if CONFIG_KEY not in metadata:
+        return None
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' is not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' must be a JSON object")
+    return config
+
+
+def read_config(path: str | os.PathLike) -> BDHConfig:
+    """The config of a checkpoint: of a project ``.safetensors`` file from its metadata alone, without reading a
+    tensor; of any other file by loading it (``load_model``)."""
+    path = Path(path)
+    if path.is_file() and _sniff_format(path) == "safetensors":
         try:
-            config = json.loads(metadata[CONFIG_KEY])
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' is not valid JSON ({err})") from err
-        if not isinstance(config, dict):
-            raise CheckpointError(f"checkpoint '{path}': metadata '{CONFIG_KEY}' must be a JSON object")
-    return tensors, config
+            with safe_open(str(path), framework="pt") as f:
+                stored = _stored_config(f.metadata() or {}, path)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(f"checkpoint '{path}': unreadable safetensors file ({err})") from err
+        if stored is not None:
+            try:
+                return BDHConfig.from_dict(stored)
+            except (TypeError, ValueError) as err:
+                raise CheckpointError(f"checkpoint '{path}': invalid config ({err})") from err
+    return load_model(path).config
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

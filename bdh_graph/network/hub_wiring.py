@@ -34,7 +34,8 @@ class HubWiring:
         fx, fy = graph_factors(model, "x", "exact"), graph_factors(model, "y", "exact")
         self.E_ext_host = fx.pre  # (n+V, d), float64
         self.E_ext = backend.asarray(fx.pre, dtype)
-        self.D_x = backend.asarray(fx.post.T, dtype)  # (n, d): row j = the edges hubs -> neuron j
+        self.D_x_host = fx.post.T  # (n, d): row j = the edges hubs -> neuron j
+        self.D_x = backend.asarray(self.D_x_host, dtype)
         self.D_y = backend.asarray(fy.post.T, dtype)
         self.lm_head = backend.asarray(model.lm_head.detach().cpu().double().numpy().T, dtype)  # (V, d)
         self.n_edges = {"E_ext": int(np.prod(fx.pre.shape)), "D_x": self.n * c.n_embd, "D_y": self.n * c.n_embd}
@@ -81,6 +82,13 @@ class HubWiring:
                                      self.all_hubs, self.D_y, cos, sin, self.N, trace.layer_norm, LN_EPS, x, k, A, y)
         x_ids, x_values, k_ids, k_values, y_ids, y_values = found
         return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
+
+    def silence(self, neurons: np.ndarray) -> None:
+        """Cut every edge hubs -> neuron onto ``neurons`` (global ids; none: restore them all): their rows of D_x
+        at zero, so each of them has potential 0 and never fires (``Network.silence``)."""
+        D_x = self.D_x_host.copy()
+        D_x[neurons] = 0
+        self.D_x = self.backend.asarray(D_x, self.D_x.dtype)
 
     def readout(self, pre: Active):
         logits = self.backend.zeros(self.lm_head.shape[0], pre.dense.dtype)

@@ -139,13 +139,14 @@ def build_network(model, wiring: str = "neuron", prune=None, synapses="all", bac
 
 class Network:
     """BDH as message passing: ``reset``, ``step``, ``run``, ``save_state``/``load_state``; experiments on the
-    synaptic state: ``scale_synapses`` (forgetting, erasing) and ``lesion``; built by :func:`build_network`.
+    synaptic state: ``scale_synapses`` (forgetting, erasing) and ``lesion``, and on neurons: ``silence``; built by
+    :func:`build_network`.
 
     Attributes: ``config``, ``wiring`` (``"neuron"``/``"hub"``), ``mode`` (``"rate"``/``"spike"``),
     ``channel`` (how messages travel: ``channels.RateChannel`` or ``SpikeChannel``), ``synapses`` (the Hebbian
     state), ``position`` (tokens stepped since the last reset, the RoPE position of the next one), ``events``
     (synaptic events so far: messages sent along edges plus synapse updates; in spike mode a message is one spike
-    along one edge) and ``spikes`` (spikes so far, spike mode).
+    along one edge), ``spikes`` (spikes so far, spike mode) and ``silenced`` (the neurons held silent).
     """
 
     def __init__(self, config, wiring, phases: Phases, description: dict, channel, decay: np.ndarray | None = None):
@@ -161,6 +162,7 @@ class Network:
         self.spikes = 0
         self._lesions: dict[int, list] = {}  # layer -> [(head, located pairs, or None for the whole head)]
         self._decay = decay  # gamma_h (h,), float64; None: no damping
+        self.silenced = np.zeros(0, np.int64)  # the neurons held silent (``silence``)
 
     def _repr_html_(self) -> str:
         c, spiking = self.config, self.spike_options
@@ -303,6 +305,26 @@ class Network:
                 where = self._wiring.locate(head, pairs[:, 0], pairs[:, 1])
             lesions.setdefault(int(layer), []).append((int(head), where))
         self._lesions = lesions
+
+    def silence(self, neurons) -> None:
+        """Hold the model ``neurons`` (global ids ``head*N + k``, 0..n-1) silent from the next token on, until
+        ``silence(None)`` or ``silence([])`` (``reset`` keeps them silent): a neuron lesion, beside the synapse
+        lesions of :meth:`lesion`.
+
+        Every edge onto a silenced neuron (G_x in the neuron wiring, D_x from the hubs in the hub wiring) is held at
+        zero, so its potential is 0, its rate ``x = relu(0)`` is 0 and its ``y``, gated by ``x``, is 0: it never
+        fires, its synapses are never written (the write needs ``R_t x``), and it sends nothing. Every other
+        neuron's input changes only through the silenced neurons' missing output. The same as zeroing the
+        neurons' columns of the tensor model's encoder D_x. State files do not keep it.
+        """
+        ids = np.unique(np.asarray([] if neurons is None else neurons).ravel())
+        n = self.config.n_neurons
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"silence: expected model neuron ids, integers in [0, {n}) (head*N + k, N = "
+                             f"{self.config.N}), got {ids.size} values of dtype {ids.dtype} in "
+                             f"[{ids.min()}, {ids.max()}]")
+        self._wiring.silence(ids.astype(np.int64))
+        self.silenced = ids.astype(np.int64)
 
     def _hold_lesions(self, layer: int, k) -> None:
         """After a layer's write: its lesioned synapses back to zero (:meth:`lesion`); ``k`` the rotated x of every

@@ -49,7 +49,7 @@ class NeuronWiring:
         self.drive_fanout = np.diff(G_x.excitatory.indptr) + np.diff(G_x.inhibitory.indptr)  # spike messages
         # Both circuits of a graph in one signed CSR (they share no edge), so that a round walks each edge once:
         # G_x pre-major (out-edges, for push); G_y post-major (in-edges, for pull)
-        self.x_graph = backend.graph(G_x.signed(), dtype)
+        self.x_graph = self.x_graph_intact = backend.graph(G_x.signed(), dtype)
         self.y_graph = backend.graph(G_y.signed().T, dtype)
         self.E_ext_host = graph_factors(model, "x", "exact").pre  # (n+V, d), float64
         self.E_ext = backend.asarray(self.E_ext_host, dtype)
@@ -111,6 +111,15 @@ class NeuronWiring:
                                         sin, self.N, trace.layer_norm, LN_EPS, x, k, A, y)
         x_ids, x_values, k_ids, k_values, y_ids, y_values = found
         return Active(x_ids, x_values, x), Active(k_ids, k_values, k), Active(y_ids, y_values, y), int(events)
+
+    def silence(self, neurons: np.ndarray) -> None:
+        """Cut every in-edge of G_x onto ``neurons`` (global ids; none: restore them all): their weights held at
+        zero, so each of them has potential 0 and never fires (``Network.silence``). The edges stay, so spike mode
+        still counts the messages sent along them."""
+        b, g = self.backend, self.x_graph_intact
+        data = b.to_numpy(g.data).copy()
+        data[np.isin(b.to_numpy(g.indices), neurons)] = 0
+        self.x_graph = g._replace(data=b.asarray(data, data.dtype))
 
     def readout(self, pre: Active):
         logits = self.backend.zeros(self.W.shape[1], pre.dense.dtype)
