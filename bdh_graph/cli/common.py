@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..distributed import INSTALL as DASK_INSTALL
 from ..distributed import Scheduler, parse_scheduler, require_dask
+from ..files import atomic_path
 from ..errors import MissingExtraError
 from ..kernels import available_backends, check_device
 from ..model.checkpoints import load_model
@@ -233,3 +234,16 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 def print_result(args: argparse.Namespace, data: dict, text: str) -> None:
     """Print ``data`` as JSON with ``--json``, else the human-readable ``text``."""
     print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
+
+
+def write_report(args: argparse.Namespace, name: str, result, files: dict, **extra) -> int:
+    """An experiment's report: ``result.to_dict()``, ``extra`` and the figures ``files`` written atomically as
+    ``args.out/name``, then printed (as JSON with ``--json``, the report's file among the figures; else the result's
+    summary and the files written)."""
+    data = {**result.to_dict(), **extra, "figures": files}
+    path = args.out / name
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+    files = {**files, "report": str(path)}
+    print_result(args, {**data, "figures": files}, f"{result.summary()}\n  wrote {', '.join(files.values())}")
+    return 0

@@ -6,18 +6,16 @@ statistics never run the network), while ``hubs`` steps the network over a text 
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..distributed import engine
 from ..experiments.emergence import DEFAULT_BYTES, LADDER, emergence, find_snapshots
 from ..experiments.hubs import DEFAULT_DRAWS, DEFAULT_K, hub_function
-from ..files import atomic_path
 from ..graphs import PAPER_EDGES_PER_NEURON, Strongest, Threshold
 from ..kernels import available_backends
 from ..plots.emergence import plot_emergence
 from ..plots.hubs import plot_hubs
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, checked, count,
-                     model_from_args, output_folder, positive_number, print_result, say, text_from_args)
+                     model_from_args, output_folder, positive_number, say, text_from_args, write_report)
 
 
 def add_head_graph_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,12 +81,7 @@ def cmd_emergence(args) -> int:
                            progress=True, scheduler=eng)
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_emergence(result, args.out).items()}
-    data = {**result.to_dict(), "figures": files}
-    with atomic_path(args.out / "emergence.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    print_result(args, data, f"{result.summary()}\n  wrote {args.out / 'emergence.json'}, "
-                             f"{', '.join(files.values())}")
-    return 0
+    return write_report(args, "emergence.json", result, files)
 
 
 def cmd_hubs(args) -> int:
@@ -106,8 +99,4 @@ def cmd_hubs(args) -> int:
                           draws=args.draws, seed=args.seed, backend=args.backend, progress=True)
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_hubs(result, args.out).items()}
-    data = {**result.to_dict(), "checkpoint": str(args.checkpoint or "bundled"), "figures": files}
-    with atomic_path(args.out / "hubs.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    print_result(args, data, f"{result.summary()}\n  wrote {args.out / 'hubs.json'}, {', '.join(files.values())}")
-    return 0
+    return write_report(args, "hubs.json", result, files, checkpoint=str(args.checkpoint or "bundled"))

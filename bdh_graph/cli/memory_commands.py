@@ -1,15 +1,13 @@
 """``bdh-graph memory``: the working-memory experiments on the graph network (``bdh_graph.experiments.memory``)."""
 from __future__ import annotations
 
-import json
 
 from ..distributed import engine
-from ..files import atomic_path
 from ..experiments.memory import DEFAULT_STRONGEST, REPEAT_BYTES, memory_experiments
 from ..plots.memory import plot_memory
 from ..text import encode
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, count,
-                     model_from_args, output_folder, positive_number, print_result, say, text_from_args)
+                     model_from_args, output_folder, positive_number, say, text_from_args, write_report)
 from .network_commands import add_network_arguments, network_options
 
 DEFAULT_BYTES = 1024  # the default text: a held-out passage of about 1 KB
@@ -63,9 +61,4 @@ def cmd_memory(args) -> int:
                                     progress=True, scheduler=eng, **options)
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_memory(result, args.out).items()}
-    data = {**result.to_dict(), "figures": files}
-    with atomic_path(args.out / "memory.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    files["report"] = str(args.out / "memory.json")
-    print_result(args, {**data, "figures": files}, f"{result.summary()}\n  wrote {', '.join(files.values())}")
-    return 0
+    return write_report(args, "memory.json", result, files)

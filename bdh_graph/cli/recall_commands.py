@@ -17,7 +17,7 @@ from ..model.checkpoints import load_model
 from ..model.recall_recipe import RECALL_MODEL, RECALL_NEURONS, RECALL_TRAINING, SIZES, recall_config, train_recall
 from ..model.training import MODEL_FILE
 from ..plots.recall import plot_capacity_sizes, plot_recall
-from .common import add_json_flag, checked, count, output_folder, print_result, say
+from .common import add_json_flag, checked, count, output_folder, print_result, say, write_report
 from .network_commands import add_network_arguments, network_options
 
 
@@ -77,12 +77,7 @@ def cmd_recall(args) -> int:
                                                                 f"{args.pairs} pairs on the {args.wiring} network"))
     except MissingExtraError as err:
         say(f"recall.nwb not written: {err}")
-    data = {**result.to_dict(), "figures": files}
-    with atomic_path(args.out / "recall.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    files["report"] = str(args.out / "recall.json")
-    print_result(args, {**data, "figures": files}, f"{result.summary()}\n  wrote {', '.join(files.values())}")
-    return 0
+    return write_report(args, "recall.json", result, files)
 
 
 def cmd_recall_train(args) -> int:
