@@ -275,3 +275,16 @@ def test_memory_command_refuses_a_one_byte_text(capsys, files, tmp_path):
     one.write_text("D", encoding="utf-8")
     assert main(["memory", files[0], "--text", str(one), "--out", str(tmp_path / "m")]) == 2
     assert f"--text: '{one}' has 1 byte" in capsys.readouterr().err
+
+
+def test_a_damped_networks_strongest_synapses_are_those_of_its_true_sigma():
+    from helpers import damped_model
+    model = damped_model()
+    net = build_network(model, "neuron", backend="numpy")
+    factors = HebbianFactors()
+    net.run(encode(TEXT).numpy(), monitors=[factors], progress=False)
+    for layer in range(model.config.n_layer):
+        for head in range(model.config.n_head):
+            expected = net.sigma(layer, head).toarray()
+            np.testing.assert_allclose(factors.sigma(layer, head), expected, rtol=0,
+                                       atol=1e-10 * np.abs(expected).max())

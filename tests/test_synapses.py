@@ -352,3 +352,28 @@ def test_the_concept_synapse_figure_shows_what_the_held_out_test_ranks(tmp_path)
         assert figure.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="per_set must be an integer >= 1, got 0"):
         held_out_traces(model, found, per_set=0)
+
+
+def test_a_damped_models_sigma_and_traces_are_the_networks():
+    """Damping (docs/model.md 7.3): the recorded factors weighted by gamma ** age give the graph network's sigma
+    after the sentence and its SynapseMonitor's trace token by token (float64)."""
+    from bdh_graph.network import build_network
+    from bdh_graph.network.monitors import SynapseMonitor
+    from helpers import damped_model
+
+    model = damped_model()
+    c, text = model.config, "Hebbian dragons."
+    record, = record_sentences(model, [text], dtype=torch.float64)
+    pairs = [(3, 5), (c.n_neurons + ord("e"), 30 % c.N), (40, 0)]
+    monitor = SynapseMonitor(layer=1, head=2, pairs=pairs)
+    net = build_network(model, backend="numpy")
+    net.run(text, monitors=[monitor], progress=False)
+    sigma = neuron_sigma(record, c.N)
+    for layer in range(c.n_layer):
+        for head in range(c.n_head):
+            expected = net.sigma(layer, head).toarray()
+            assert np.abs(sigma[layer, head].numpy() - expected).max() <= 1e-9 * np.abs(expected).max()
+    for m, (pre, k) in enumerate(pairs):
+        ours = synapse_trace(model, text, Synapse(1, pre, 2 * c.N + k))
+        np.testing.assert_allclose(ours, monitor.values[:, m], rtol=1e-9, atol=1e-12)
+        assert ours[-1] == pytest.approx(float(record.synapse_values([1], [pre], [2 * c.N + k])[0]), rel=1e-12)

@@ -222,7 +222,8 @@ def _tokens(tau: float) -> str:
 
 class HebbianFactors(Monitor):
     """Records each token's Hebbian factors, per layer the trace ``w`` (n+V, kept sparse) and ``k = R_t x`` (n),
-    from which every synapse after the reading is ``sigma[layer, head][i, j] = sum_t w_t[i] k_t[j]``."""
+    from which every synapse after the reading is ``sigma[layer, head][i, j] = sum_t gamma_h ** (T-1-t) w_t[i]
+    k_t[j]`` (``gamma_h`` a damped model's factor, 1 without damping)."""
 
     variables = frozenset({"w", "k"})
 
@@ -237,8 +238,13 @@ class HebbianFactors(Monitor):
         self._w.append((layer, neuron, record["w"][layer, neuron]))
         self._k.append(record["k"])
 
+    def attach(self, network) -> None:
+        super().attach(network)
+        self._decay = network.decay()  # a damped model's write of token t is weighted by gamma_h ** (T-1-t)
+
     def sigma(self, layer: int, head: int) -> np.ndarray:
-        """``sigma[layer, head]`` (n+V, N) after the recorded tokens, dense."""
+        """``sigma[layer, head]`` (n+V, N) after the recorded tokens, dense: ``sum_t gamma_h ** (T-1-t) w_t k_t^T``
+        (gamma = 1 without damping)."""
         self._attached("sigma")
         c = self.config
         T = len(self._k)
@@ -247,7 +253,7 @@ class HebbianFactors(Monitor):
         t, i, v = (np.concatenate(parts) for parts in zip(*rows))
         W = sp.csr_array((v, (t, i)), shape=(T, c.n_neurons + c.vocab_size))
         K = np.stack([k[layer, head * c.N:(head + 1) * c.N] for k in self._k])  # T, N
-        return W.T @ K
+        return W.T @ (K * (self._decay[head] ** np.arange(T - 1, -1, -1))[:, None])
 
 
 def strongest_synapses(net, factors: HebbianFactors, m: int) -> dict[str, np.ndarray]:

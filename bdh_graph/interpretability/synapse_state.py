@@ -8,7 +8,9 @@ Both are sums of Hebbian outer products over the tokens read so far::
     rho[l, head][c, j]   = sum_t v_t^l[c] (R_t x_t^l)[j]        hub level:    pre = residual v (d),  post = k
 
 so a sentence's synaptic state is fixed by the per-token presynaptic activity (``w`` or ``v``) and the rotated
-x-activity ``k = R_t x``. ``record_sentences`` runs the tensor model (batched) and keeps exactly these
+x-activity ``k = R_t x``. In a damped model (docs/model.md 7.3) the write of token t reaches the state after token T
+weighted by ``gamma_h ** (T - t)``, ``h`` the head of the postsynaptic x-neuron: a record keeps the factors and
+``gamma`` of every x-neuron, and weighs the sums by it. ``record_sentences`` runs the tensor model (batched) and keeps exactly these
 factors; any entry of sigma or rho is then one dot product over the tokens, and whole blocks are matrix products.
 
 Indices are those of a synapse's address (``bdh_graph.network.address``): presynaptic ``i < n`` is model neuron
@@ -86,14 +88,32 @@ class SentenceRecord:
     pre: torch.Tensor
     post: torch.Tensor
     level: str
+    decay: torch.Tensor | None = None  # gamma of each x-neuron's head (n,); None: no damping
+
+    def _ages(self, posts) -> torch.Tensor | None:
+        """``gamma_j ** (T-1-t)``, (len(posts), T): how much of token t's write to x-neuron j is left at the end."""
+        if self.decay is None:
+            return None
+        age = torch.arange(self.post.shape[1] - 1, -1, -1, dtype=self.post.dtype)
+        return self.decay[posts].to(self.post.dtype).reshape(-1, 1) ** age
 
     def synapse_values(self, layers, pres, posts) -> torch.Tensor:
-        """``sigma`` (or ``rho``) entries after the whole sentence: ``sum_t pre[l, t, i] post[l, t, j]``, (M,)."""
-        return (self.pre[layers, :, pres] * self.post[layers, :, posts]).sum(-1)
+        """``sigma`` (or ``rho``) entries after the whole sentence: ``sum_t gamma_j ** (T-1-t) pre[l, t, i] post[l, t,
+        j]``, (M,) (gamma = 1 without damping)."""
+        writes = self.pre[layers, :, pres] * self.post[layers, :, posts]
+        ages = self._ages(torch.as_tensor(posts).reshape(-1))
+        return (writes if ages is None else writes * ages).sum(-1)
 
     def synapse_trace(self, layer: int, pre: int, post: int) -> torch.Tensor:
-        """The entry after each token, ``sum_{tau <= t} pre[l, tau, i] post[l, tau, j]``, (T,)."""
-        return torch.cumsum(self.pre[layer, :, pre] * self.post[layer, :, post], 0)
+        """The entry after each token, ``sum_{tau <= t} gamma_j ** (t - tau) pre[l, tau, i] post[l, tau, j]``, (T,)."""
+        writes = self.pre[layer, :, pre] * self.post[layer, :, post]
+        if self.decay is None:
+            return torch.cumsum(writes, 0)
+        gamma, value, trace = float(self.decay[post]), 0.0, torch.empty_like(writes)
+        for t, write in enumerate(writes.tolist()):  # the state decays before each token's write
+            value = gamma * value + write
+            trace[t] = value
+        return trace
 
 
 def check_sentences(sentences, name: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
@@ -158,6 +178,7 @@ def record_sentences(model: BDH, sentences: list[str], level: str = "neuron",
     sentences = check_sentences(sentences, name, max_tokens)
     device = model.decoder.device
     N = model.config.N
+    decay = model.decay().double().cpu().repeat_interleave(N) if model.config.damping else None  # (n,)
     records = []
     for start in tqdm(range(0, len(sentences), batch_size), desc=f"reading {name}", unit="batch",
                       disable=not progress, leave=False):
@@ -176,7 +197,7 @@ def record_sentences(model: BDH, sentences: list[str], level: str = "neuron",
         pre = presynaptic_trace(model, tokens, act["y"])[:-1] if level == "neuron" else act["v"]
         for b, t in enumerate(token_lists):
             records.append(SentenceRecord(chunk[b], t, pre[:, b, :len(t)].to("cpu", dtype).contiguous(),
-                                          post[:, b, :len(t)].to("cpu", dtype).contiguous(), level))
+                                          post[:, b, :len(t)].to("cpu", dtype).contiguous(), level, decay))
     return records
 
 
@@ -189,9 +210,12 @@ def synapse_trace(model: BDH, text: str, synapse: Synapse, max_tokens: int = DEF
 
 
 def neuron_sigma(record: SentenceRecord, N: int) -> torch.Tensor:
-    """The full state after a sentence, ``sigma`` (L, h, n_pre, N): ``sigma[l, head] = pre[l]^T post[l, :, head]``."""
+    """The full state after a sentence, ``sigma`` (L, h, n_pre, N): ``sigma[l, head] = pre[l]^T post[l, :, head]``,
+    each write weighted by what damping left of it."""
     L, T, n = record.post.shape
-    return torch.einsum("lti,ltj->lij", record.pre, record.post).reshape(L, -1, n // N, N).transpose(1, 2)
+    ages = record._ages(torch.arange(n))
+    post = record.post if ages is None else record.post * ages.T
+    return torch.einsum("lti,ltj->lij", record.pre, post).reshape(L, -1, n // N, N).transpose(1, 2)
 
 
 __all__ = ["DEFAULT_MAX_TOKENS", "SentenceRecord", "check_sentences", "extended_decoder", "neuron_sigma",
