@@ -13,7 +13,7 @@ class BDHConfig:
     ``N = mlp_internal_dim_multiplier * n_embd // n_head`` neurons per head, ``n = n_head * N`` in all.
     ``layer_norm=False`` selects the Normfree variant (every LayerNorm is the identity).
     ``damping=True`` gives each head a learned damping factor ``gamma_h`` in (0, 1): the synaptic write made at
-    token s reaches the read at token t > s with weight ``gamma_h ** (t - s)`` (docs/model.md, section 7). Off, the
+    token s reaches the read at token t > s with weight ``gamma_h ** (t - s)`` (docs/model.md 7.3). Off, the
     state never decays, as in the released code.
     """
 

@@ -13,7 +13,7 @@ Parallel form, for tokens ``tok[0..T-1]`` (one set of weights shared by all laye
 Recurrent form: per layer and head a state ``rho`` (d, N), zero at the start;
 ``a_t = rho @ (R_t x_t)`` is read before the Hebbian write ``rho += v_t (R_t x_t)^T``.
 
-Damping (``BDHConfig.damping``; docs/model.md section 7): head h has a learned factor ``gamma_h`` in (0, 1) and the
+Damping (``BDHConfig.damping``; docs/model.md 7.3, and 4.7 for the graph form): head h has a learned factor ``gamma_h`` in (0, 1) and the
 write made at token s reaches the read at token t > s with weight ``gamma_h ** (t - s)``. Recurrent form:
 ``rho <- gamma_h rho`` before each read; parallel form: the causal scores multiplied by ``gamma_h ** (t - s)``.
 
