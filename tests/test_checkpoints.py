@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 from helpers import test_seed
 
 from bdh_graph import BDHConfig, CheckpointError
-from bdh_graph.model.checkpoints import BUNDLED_MODEL, CHECKPOINT_KEYS, load_model, save_model
+from bdh_graph.model.checkpoints import BUNDLED_MODEL, CHECKPOINT_KEYS, DAMPING_KEY, load_model, save_model
+from bdh_graph.model.recipe import BUNDLED_DAMPED_CONFIG
 
 CONFIG = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)
 
@@ -150,7 +151,9 @@ def test_the_bundled_model_is_shipped_and_loads():
     # the package data (pyproject's package-data) must hold it: the default of every command loads it
     assert BUNDLED_MODEL.is_file(), f"the bundled model {BUNDLED_MODEL} is missing from the package"
     model = load_model()
-    assert set(model.state_dict()) == set(CHECKPOINT_KEYS)
+    assert model.config == BUNDLED_DAMPED_CONFIG  # the damped model of the recipe's stage 3
+    assert set(model.state_dict()) == {*CHECKPOINT_KEYS, DAMPING_KEY}
+    assert torch.isfinite(model.time_constants()).all()
     assert BUNDLED_MODEL.stat().st_size <= 10 * 2**20
 
 
