@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from bdh_graph.files import atomic_path
 from bdh_graph.model import BDH, load_model
 from bdh_graph.model.evaluation import bits_per_byte_by_position, position_verdict
-from bdh_graph.model.tensor import initial_damping
+from bdh_graph.model.tensor import damping_parameter, initial_damping
 from bdh_graph.plots import save_figure
 from bdh_graph.text import default_documents, split_documents_held_out
 
@@ -38,8 +38,7 @@ def with_fixed_decay(model: BDH, tau: float | None) -> BDH:
         if tau is None:
             damped.attn.damping.copy_(initial_damping(model.config.n_head))
         else:
-            rate = torch.full((model.config.n_head,), 1.0 / tau, dtype=torch.float64)
-            damped.attn.damping.copy_(-rate - torch.log(-torch.expm1(-rate)))  # logit(exp(-1/tau))
+            damped.attn.damping.copy_(damping_parameter(torch.full((model.config.n_head,), tau)))
     return damped
 
 

@@ -39,13 +39,19 @@ IGNORE_INDEX = -100  # a target the loss skips (padding past the end of a docume
 DAMPING_TIME_CONSTANTS = (32.0, 2048.0)  # tokens: a damped model's heads start log-spaced over this range
 
 
+def damping_parameter(time_constants: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The free parameter ``p = logit(gamma)`` of the damping factors ``gamma = exp(-1/tau)`` for time constants
+    ``tau`` in tokens (computed from ``1/tau`` so that gamma near 1 keeps its precision)."""
+    rate = 1.0 / torch.as_tensor(time_constants, dtype=torch.float64)  # -log gamma
+    return (-rate - torch.log(-torch.expm1(-rate))).to(dtype)  # logit(gamma) = log gamma - log(1 - gamma)
+
+
 def initial_damping(n_head: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The free parameter of the damping factors at initialisation: ``gamma_h = sigmoid(p_h) = exp(-1/tau_h)`` with
     ``tau_h`` log-spaced over ``DAMPING_TIME_CONSTANTS`` (one head: their geometric mean). Shape (n_head,)."""
     low, high = (math.log(t) for t in DAMPING_TIME_CONSTANTS)
     spread = torch.linspace(low, high, n_head, dtype=torch.float64) if n_head > 1 else torch.tensor([(low + high) / 2])
-    rate = 1.0 / torch.exp(spread)  # -log gamma
-    return (-rate - torch.log(-torch.expm1(-rate))).to(dtype)  # logit(gamma) = log gamma - log(1 - gamma)
+    return damping_parameter(torch.exp(spread), dtype)
 
 
 def rope_frequencies(N: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
