@@ -48,12 +48,12 @@ def tiny_checkpoint(folder, seed: int, scale: float) -> str:
     return str(save_model(model, Path(folder) / "tiny.safetensors"))
 
 
-def tiny_run(folder, steps=(0, 3, 6)) -> Path:
-    """A run folder as ``train --snapshot-every K`` leaves it: TINY trained with AdamW on a short text, saved at
-    ``steps`` as snapshots/step-NNNNNN.safetensors, and its final model.safetensors."""
+def tiny_run(folder, steps=(0, 3, 6), config: BDHConfig = TINY) -> Path:
+    """A run folder as ``train --snapshot-every K`` leaves it: ``config`` (TINY) trained with AdamW on a short text,
+    saved at ``steps`` as snapshots/step-NNNNNN.safetensors, and its final model.safetensors."""
     folder = Path(folder)
     (folder / "snapshots").mkdir(parents=True)
-    model = random_model(TINY, 0, dtype=torch.float32, scale=5.0).train()
+    model = random_model(config, 0, dtype=torch.float32, scale=5.0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     tokens = encode("Dragons hatch from eggs. " * 8).view(1, -1)
     for step in range(max(steps) + 1):

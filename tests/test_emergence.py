@@ -1,7 +1,9 @@
 """``bdh-graph emergence`` (``bdh_graph.experiments.emergence``) on a tiny run trained a few steps: each snapshot's
 degrees, fits, Q and nulls equal ``analyze`` of that snapshot alone; the loss and the memory figures equal the
 tensor model's read by hand; a folder without snapshots, or with a snapshot of another configuration, is refused
-before any work, saying what to do. (The Dask run is in test_distributed.py, beside its cluster.)"""
+before any work, saying what to do. The size ladder (``emergence-sizes``) sets the last snapshot of each run's
+report against n, and refuses reports it cannot compare. (The Dask run is in test_distributed.py, beside its
+cluster.)"""
 from __future__ import annotations
 
 import json
@@ -14,7 +16,7 @@ from helpers import TINY, random_model, run_json, tiny_run
 
 from bdh_graph import BDHConfig, RunError, load_model, save_model
 from bdh_graph.cli import main
-from bdh_graph.experiments.emergence import emergence, find_snapshots
+from bdh_graph.experiments.emergence import SizeLadder, emergence, find_snapshots, read_report, size_ladder
 from bdh_graph.text import encode
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,14 +30,19 @@ def run(tmp_path_factory):
     return tiny_run(tmp_path_factory.mktemp("run"))
 
 
+def emergence_cli(run, folder) -> Path:
+    """``bdh-graph emergence RUN`` with the module's options, its --out folder."""
+    assert main(["emergence", str(run), "--text", str(write(folder / "t.txt", TEXT)), "--seeds", "2", "--bootstrap",
+                 "10", "--seed", "3", "--backend", "numpy", "--out", str(folder / "out")]) == 0
+    return folder / "out"
+
+
 @pytest.fixture(scope="module")
 def series(run, tmp_path_factory):
     """``bdh-graph emergence RUN`` and its emergence.json (run once for the module: it is the library's
     ``emergence``)."""
-    folder = tmp_path_factory.mktemp("emergence")
-    assert main(["emergence", str(run), "--text", str(write(folder / "t.txt", TEXT)), "--seeds", "2", "--bootstrap",
-                 "10", "--seed", "3", "--backend", "numpy", "--out", str(folder / "out")]) == 0
-    return folder / "out", json.loads((folder / "out" / "emergence.json").read_text())
+    out = emergence_cli(run, tmp_path_factory.mktemp("emergence"))
+    return out, json.loads((out / "emergence.json").read_text())
 
 
 def test_each_snapshot_equals_analyze_of_that_snapshot_alone(series, tmp_path, capsys):
@@ -103,3 +110,71 @@ def test_a_snapshot_of_another_configuration_is_refused(tmp_path):
     with pytest.raises(RunError, match=r"snapshot '.*step-000002.safetensors' has another configuration than "
                                        r"'.*step-000000.safetensors': n_head 1 \(not 2\)"):
         emergence(run, TEXT)
+
+
+@pytest.fixture(scope="module")
+def wider(tmp_path_factory):
+    """The emergence report of a second tiny run, twice the neurons per head of ``run``."""
+    folder = tmp_path_factory.mktemp("wider")
+    run = tiny_run(folder / "run", steps=(0, 4), config=TINY.replace(mlp_internal_dim_multiplier=8))
+    return emergence_cli(run, folder)
+
+
+def test_size_ladder_sets_the_last_snapshot_of_each_run_against_n(series, wider, tmp_path, capsys):
+    out, data = series
+    # given larger n first: the ladder is in the order of n
+    report = run_json(capsys, "emergence-sizes", str(wider), str(out / "emergence.json"), "--out", str(tmp_path))
+    small, large = data["snapshots"][-1], read_report(wider)["snapshots"][-1]
+    assert [r["neurons"] for r in report["rungs"]] == [TINY.N, 2 * TINY.N] == [small["graph"]["nodes"],
+                                                                              large["graph"]["nodes"]]
+    for rung, snapshot, path in zip(report["rungs"], (small, large), (out / "emergence.json", wider / "emergence.json")):
+        assert rung == {"report": str(path), "neurons": snapshot["graph"]["nodes"], **snapshot}
+    assert report["options"]["seeds"] == 2 and set(report["verdicts"]) == {"degrees", "power_law", "modularity",
+                                                                            "loss"}
+    assert f"at n = {TINY.N}, {2 * TINY.N}" in report["verdicts"]["loss"]
+    assert json.loads((tmp_path / "emergence_sizes.json").read_text())["rungs"] == report["rungs"]
+    assert (tmp_path / "emergence_sizes.png").stat().st_size > 0
+
+
+def rung(n: int, q: float, null: float, cv: float, plausible: bool = False) -> dict:
+    return {"neurons": n, "step": 800, "bits_per_byte": 2.0,
+            "degrees": {k: {"cv": cv, "max": 9, "zero_degree": n // 4} for k in ("in", "out")},
+            "power_law": {k: {"plausible": plausible} for k in ("in", "out")},
+            "modularity": {"Q": q, "nulls": {"gnm": null, "rewired": null - 0.01, "low_rank": null - 0.02}}}
+
+
+def test_size_ladder_verdicts_say_where_q_beats_the_nulls_and_how_the_figures_move_with_n():
+    ladder = SizeLadder({"head": 0}, [rung(256, 0.30, 0.25, 1.0, True), rung(512, 0.30, 0.28, 2.0),
+                                      rung(1024, 0.20, 0.22, 1.5)])
+    assert ladder.modularity_verdict() == ("Q above every null at n = 256, 512 only; Q minus the largest null falls "
+                                           "with n (+0.050, +0.020, -0.020 at n = 256, 512, 1024)")
+    assert ladder.degree_verdict().startswith("in-degree CV not monotone in n (1.00, 2.00, 1.50 at n = 256, 512, "
+                                              "1024), nodes without an edge 25%, 25%, 25%")
+    assert ladder.power_law_verdict() == "in-degree power law plausible at n = 256; out-degree power law plausible at n = 256"
+    rising = SizeLadder({"head": 0}, [rung(256, 0.30, 0.20, 1.0), rung(512, 0.35, 0.20, 2.0)])
+    assert rising.modularity_verdict().startswith("Q above every null at every n; Q minus the largest null rises")
+    assert "CV rises with n" in rising.degree_verdict()
+    assert rising.power_law_verdict() == "in-degree power law plausible at no n; out-degree power law plausible at no n"
+
+
+def test_size_ladder_refuses_reports_it_cannot_compare(series, tmp_path, capsys):
+    out, data = series
+    report = out / "emergence.json"
+    with pytest.raises(RunError, match="at least two runs, got 1"):
+        size_ladder([report])
+    with pytest.raises(RunError, match=r"'.*emergence.json' and '.*emergence.json' are of the same size \(n = "):
+        size_ladder([report, out])
+    other = write(tmp_path / "seeds.json", json.dumps({**data, "options": {**data["options"], "seeds": 7}}))
+    with pytest.raises(RunError, match=r"'.*seeds.json' was measured with other options than .*: seeds 7 \(not 2\)"):
+        size_ladder([report, other])
+    for name, text, expected in (("list.json", "[1, 2]", "is not a report of 'bdh-graph emergence'"),
+                                 ("empty.json", json.dumps({**data, "snapshots": []}), "is not a report"),
+                                 ("broken.json", "{", "is not JSON")):
+        with pytest.raises(RunError, match=f"emergence report '.*{name}' {expected}"):
+            read_report(write(tmp_path / name, text))
+    missing = tmp_path / "run-without-report"
+    missing.mkdir()
+    assert main(["emergence-sizes", str(report), str(missing), "--out", str(tmp_path / "out")]) == 2
+    assert "run-without-report/emergence.json' does not exist; 'bdh-graph emergence RUN_DIR --out DIR' writes" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

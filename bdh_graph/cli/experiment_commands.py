@@ -1,4 +1,4 @@
-"""``bdh-graph emergence`` and ``bdh-graph hubs``: the experiments that combine a graph's structure, the network
+"""``bdh-graph emergence``, ``bdh-graph emergence-sizes`` and ``bdh-graph hubs``: the experiments that combine a graph's structure, the network
 run on text and the loss (``bdh_graph.experiments``).
 
 ``hubs`` is a command of its own, not an ``analyze`` option: ``analyze`` reads the weights alone (the structure
@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 
 from ..distributed import engine
-from ..experiments.emergence import DEFAULT_BYTES, LADDER, emergence, find_snapshots
+from ..experiments.emergence import DEFAULT_BYTES, LADDER, REPORT, emergence, find_snapshots, size_ladder
 from ..experiments.hubs import DEFAULT_DRAWS, DEFAULT_K, hub_function
 from ..graphs import PAPER_EDGES_PER_NEURON, Strongest, Threshold
 from ..kernels import available_backends
-from ..plots.emergence import plot_emergence
+from ..plots.emergence import plot_emergence, plot_size_ladder
 from ..plots.hubs import plot_hubs
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, checked, count,
                      model_from_args, output_folder, positive_number, say, text_from_args, write_report)
@@ -55,6 +55,17 @@ def register(sub) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_emergence)
 
+    p = sub.add_parser("emergence-sizes", help="the size ladder: the structure of G_x and the loss at the end of "
+                                               "training against the neurons per head, from the emergence reports "
+                                               "of runs of several sizes")
+    p.add_argument("reports", nargs="+", metavar="REPORT",
+                   help=f"the {REPORT} of 'bdh-graph emergence' on each run (or its --out folder), one per size, "
+                        "all measured with the same options")
+    p.add_argument("--out", type=output_folder, required=True,
+                   help="folder for emergence_sizes.json and the figure emergence_sizes.png")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_emergence_sizes)
+
     p = sub.add_parser("hubs", help="what the highest-degree neurons of a head's G_x do: firing rate against degree, "
                                     "and the rich-club lesion (hubs silenced against random neurons)")
     add_model_argument(p)
@@ -82,6 +93,13 @@ def cmd_emergence(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_emergence(result, args.out).items()}
     return write_report(args, "emergence.json", result, files)
+
+
+def cmd_emergence_sizes(args) -> int:
+    ladder = size_ladder(args.reports)
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = {name: str(path) for name, path in plot_size_ladder(ladder, args.out).items()}
+    return write_report(args, "emergence_sizes.json", ladder, files)
 
 
 def cmd_hubs(args) -> int:

@@ -19,13 +19,20 @@ each snapshot, in step order, :func:`emergence` measures
 
 Each snapshot is one task (``bdh_graph.distributed``): in this process or on Dask workers, which load the snapshot
 from its path (so they must see the run folder), with the same result.
+
+Across sizes, :func:`size_ladder` reads the reports (``emergence.json``) of runs of the same recipe at several
+numbers of neurons per head and sets the figures of each run's last snapshot against n: the paper's claim is that
+the structure grows with n.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..distributed import engine
 from ..errors import RunError
@@ -70,6 +77,16 @@ def find_snapshots(run_dir) -> list[tuple[int, Path]]:
             raise RunError(f"snapshot '{path}' has another configuration than '{first}': {differ}; a run folder "
                            "holds the snapshots of one run")
     return found
+
+
+STRUCTURE_HEADER = "  CV in  CV out  zero in  Q      G(n,m)  rewired  low-rank"
+
+
+def structure_row(snapshot: dict) -> str:
+    """The degree and modularity figures of one snapshot as a row under ``STRUCTURE_HEADER``."""
+    d, m = snapshot["degrees"], snapshot["modularity"]
+    return (f"{d['in']['cv']:>6.2f} {d['out']['cv']:>7.2f} {d['in']['zero_degree']:>8} {m['Q']:>6.3f} "
+            f"{m['nulls']['gnm']:>7.3f} {m['nulls']['rewired']:>8.3f} {m['nulls']['low_rank']:>9.3f}")
 
 
 @dataclass
@@ -133,13 +150,9 @@ class EmergenceResult:
     def summary(self) -> str:
         lines = [f"{len(self.snapshots)} snapshots of {self.run}, steps {self.steps[0]} to {self.steps[-1]}, "
                  f"G_x head {self.options['head']}, {self.seconds:.0f} s:",
-                 "  step   bits/byte  memory benefit  CV in  CV out  zero in  Q      G(n,m)  rewired  low-rank"]
-        for s in self.snapshots:
-            d, m = s["degrees"], s["modularity"]
-            lines.append(f"  {s['step']:>6} {s['bits_per_byte']:>9.3f} {s['memory']['benefit']:>+15.3f} "
-                         f"{d['in']['cv']:>6.2f} {d['out']['cv']:>7.2f} {d['in']['zero_degree']:>8} "
-                         f"{m['Q']:>6.3f} {m['nulls']['gnm']:>7.3f} {m['nulls']['rewired']:>8.3f} "
-                         f"{m['nulls']['low_rank']:>9.3f}")
+                 "  step   bits/byte  memory benefit" + STRUCTURE_HEADER]
+        lines += [f"  {s['step']:>6} {s['bits_per_byte']:>9.3f} {s['memory']['benefit']:>+15.3f} {structure_row(s)}"
+                  for s in self.snapshots]
         lines += [f"  {verdict}" for verdict in self.verdicts().values()]
         return "\n".join(lines)
 
@@ -206,4 +219,130 @@ def emergence(run_dir, text, head: int = 0, beta: float | None = None, edges: in
     return EmergenceResult(str(run_dir), options, [done[i] for i in range(len(found))], time.perf_counter() - started)
 
 
-__all__ = ["DEFAULT_BYTES", "EmergenceResult", "LADDER", "emergence", "find_snapshots", "snapshot_figures"]
+REPORT = "emergence.json"  # the report ``bdh-graph emergence --out DIR`` writes in DIR
+COMPARED_OPTIONS = ("head", "beta", "edges", "ladder", "seeds", "n_bootstrap", "seed", "bytes")  # equal on a ladder
+
+
+def report_file(path) -> Path:
+    """``path`` itself, or the report in it when it is a folder (the ``--out`` of ``bdh-graph emergence``)."""
+    path = Path(path)
+    return path / REPORT if path.is_dir() else path
+
+
+def read_report(path) -> dict:
+    """The emergence report at ``path`` (an ``emergence.json``, or the ``--out`` folder holding one), parsed as
+    JSON (never executed). Refused with :class:`RunError`, naming the file: missing, not JSON, not a report of
+    ``bdh-graph emergence``."""
+    file = report_file(path)
+    where = f"emergence report '{file}'"
+    if not file.is_file():
+        raise RunError(f"{where} does not exist; 'bdh-graph emergence RUN_DIR --out DIR' writes DIR/{REPORT}")
+    try:
+        data = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{where} is not JSON ({error})") from None
+    snapshots = data.get("snapshots") if isinstance(data, dict) else None
+    if not (isinstance(snapshots, list) and snapshots and isinstance(data.get("options"), dict) and
+            all(isinstance(s, dict) and {"step", "graph", "degrees", "modularity"} <= set(s) for s in snapshots)):
+        raise RunError(f"{where} is not a report of 'bdh-graph emergence' (a JSON object with 'options' and a "
+                       "non-empty list of 'snapshots', each with its step, graph, degrees and modularity)")
+    return data
+
+
+@dataclass
+class SizeLadder:
+    """The last snapshot of each run of a ladder (the dict of :func:`snapshot_figures` with ``report``, the file
+    it came from, and ``neurons``, the head's N), in the order of N; ``to_dict`` is the report
+    (``emergence_sizes.json``)."""
+
+    options: dict
+    rungs: list[dict]
+
+    @property
+    def neurons(self) -> list[int]:
+        return [r["neurons"] for r in self.rungs]
+
+    def _at_each_n(self, values, form: str = "{:.2f}") -> str:
+        return ", ".join(form.format(v) for v in values) + f" at n = {', '.join(map(str, self.neurons))}"
+
+    @staticmethod
+    def _trend(values) -> str:
+        steps = np.sign(np.diff(values))
+        return "rises with n" if (steps > 0).all() else "falls with n" if (steps < 0).all() else "not monotone in n"
+
+    def degree_verdict(self) -> str:
+        words = []
+        for k in ("in", "out"):
+            cv = [r["degrees"][k]["cv"] for r in self.rungs]
+            zero = [r["degrees"][k]["zero_degree"] / r["neurons"] for r in self.rungs]
+            words.append(f"{k}-degree CV {self._trend(cv)} ({self._at_each_n(cv)}), nodes without an edge "
+                         f"{', '.join(f'{z:.0%}' for z in zero)}")
+        return "; ".join(words)
+
+    def power_law_verdict(self) -> str:
+        words = []
+        for k in ("in", "out"):
+            plausible = [r["neurons"] for r in self.rungs if r["power_law"][k].get("plausible")]
+            words.append(f"{k}-degree power law plausible at " +
+                         (f"n = {', '.join(map(str, plausible))}" if plausible else "no n"))
+        return "; ".join(words)
+
+    def modularity_verdict(self) -> str:
+        margin = [r["modularity"]["Q"] - max(r["modularity"]["nulls"].values()) for r in self.rungs]
+        above = [n for n, m in zip(self.neurons, margin) if m > 0]
+        where = ("at every n" if len(above) == len(margin) else "at no n" if not above else
+                 f"at n = {', '.join(map(str, above))} only")
+        return (f"Q above every null {where}; Q minus the largest null {self._trend(margin)} "
+                f"({self._at_each_n(margin, '{:+.3f}')})")
+
+    def loss_verdict(self) -> str:
+        bits = [r["bits_per_byte"] for r in self.rungs]
+        return f"held-out bits per byte {self._at_each_n(bits, '{:.3f}')}"
+
+    def verdicts(self) -> dict[str, str]:
+        return {"degrees": self.degree_verdict(), "power_law": self.power_law_verdict(),
+                "modularity": self.modularity_verdict(), "loss": self.loss_verdict()}
+
+    def to_dict(self) -> dict:
+        return {"options": self.options, "rungs": self.rungs, "verdicts": self.verdicts()}
+
+    def summary(self) -> str:
+        lines = [f"{len(self.rungs)} runs, the last snapshot of each, G_x head {self.options['head']}:",
+                 "       n   step  bits/byte" + STRUCTURE_HEADER]
+        lines += [f"  {r['neurons']:>6} {r['step']:>6} {r['bits_per_byte']:>10.3f} {structure_row(r)}"
+                  for r in self.rungs]
+        lines += [f"  {verdict}" for verdict in self.verdicts().values()]
+        return "\n".join(lines)
+
+
+def size_ladder(reports) -> SizeLadder:
+    """The ladder of the module doc from the emergence reports ``reports`` (paths, :func:`read_report`), one run
+    per size. Refused with :class:`RunError`: fewer than two reports, two of the same N, or reports measured with
+    other options (head, pruning, seeds, passage; the backend may differ: the figures do not depend on it)."""
+    paths = [report_file(p) for p in reports]
+    if len(paths) < 2:
+        raise RunError(f"a size ladder needs the emergence reports of at least two runs, got {len(paths)}")
+    rungs, first = [], None
+    for path in paths:
+        data = read_report(path)
+        options = {k: data["options"].get(k) for k in COMPARED_OPTIONS}
+        if first is None:
+            first = (path, options)
+        elif options != first[1]:
+            differ = ", ".join(f"{k} {options[k]!r} (not {first[1][k]!r})" for k in COMPARED_OPTIONS
+                               if options[k] != first[1][k])
+            raise RunError(f"emergence report '{path}' was measured with other options than '{first[0]}': {differ}; "
+                           "run 'bdh-graph emergence' on every rung with the same options")
+        last = data["snapshots"][-1]
+        rungs.append({"report": str(path), "neurons": int(last["graph"]["nodes"]), **last})
+    seen: dict[int, str] = {}
+    for rung in rungs:
+        if rung["neurons"] in seen:
+            raise RunError(f"emergence reports '{seen[rung['neurons']]}' and '{rung['report']}' are of the same size "
+                           f"(n = {rung['neurons']}); a ladder holds one run per size")
+        seen[rung["neurons"]] = rung["report"]
+    return SizeLadder(first[1], sorted(rungs, key=lambda r: r["neurons"]))
+
+
+__all__ = ["DEFAULT_BYTES", "EmergenceResult", "LADDER", "REPORT", "SizeLadder", "emergence", "find_snapshots",
+           "read_report", "size_ladder", "snapshot_figures"]

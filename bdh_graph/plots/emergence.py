@@ -1,6 +1,6 @@
 """Figures of a training run's series (``bdh_graph.experiments.emergence``), each against the training step with
 its verdict in the title: the degree spread, the power-law fits, Q beside the three nulls, the loss and the
-working memory."""
+working memory; and the same figures against the number of neurons over a ladder of runs (``plot_size_ladder``)."""
 from __future__ import annotations
 
 import textwrap
@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..experiments.emergence import EmergenceResult
+from ..experiments.emergence import EmergenceResult, SizeLadder
 from . import save_figure
 from .structure import NULL_COLOURS, NULL_LABELS
 
@@ -104,4 +104,42 @@ def plot_emergence(result: EmergenceResult, out_dir) -> dict[str, Path]:
     return files
 
 
-__all__ = ["plot_emergence"]
+def plot_size_ladder(ladder: SizeLadder, out_dir) -> dict[str, Path]:
+    """``emergence_sizes.png`` in ``out_dir``: the degree spread, the nodes without an edge, Q beside the three
+    nulls and the held-out loss of each run's last snapshot against the neurons per head n (log axis), the
+    ladder's verdicts in the title; returns its path by name."""
+    rungs, n = ladder.rungs, np.array(ladder.neurons)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+    for k, colour in DEGREE_COLOURS.items():
+        axes[0].plot(n, [r["degrees"][k]["cv"] for r in rungs], "o-", color=colour, label=f"{k}-degree")
+        axes[1].plot(n, [r["degrees"][k]["zero_degree"] / r["neurons"] for r in rungs], "o-", color=colour,
+                     label=f"{k}-degree")
+        for r in rungs:  # a plausible power law is ringed
+            if r["power_law"][k].get("plausible"):
+                axes[0].plot(r["neurons"], r["degrees"][k]["cv"], "o", ms=12, mfc="none", color=colour)
+    axes[0].set_ylabel("coefficient of variation (std / mean)\n(ringed: power law plausible)")
+    axes[1].set_ylabel("share of nodes without an edge")
+    axes[1].set_ylim(0, 1.05)
+    axes[2].plot(n, [r["modularity"]["Q"] for r in rungs], "o-", color="black", lw=2, label="this graph")
+    for name, label in NULL_LABELS.items():
+        if name in rungs[0]["modularity"]["nulls"]:
+            axes[2].plot(n, [r["modularity"]["nulls"][name] for r in rungs], "s--", color=NULL_COLOURS[name],
+                         label=f"null: {label}")
+    axes[2].set_ylabel("Newman's Q (Louvain, best of seeds)")
+    axes[3].plot(n, [r["bits_per_byte"] for r in rungs], "o-", color="black")
+    axes[3].set_ylabel(f"held-out bits per byte ({ladder.options['bytes']} bytes)")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(n, [str(v) for v in n])
+        ax.minorticks_off()
+        ax.set_xlabel("neurons per head n")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=7)
+    steps = sorted({r["step"] for r in rungs})
+    _title(fig, f"G_x head {ladder.options['head']}, the last snapshot of each run (step "
+                f"{', '.join(map(str, steps))}): " + "; ".join(ladder.verdicts().values()))
+    return {"sizes": save_figure(fig, Path(out_dir) / "emergence_sizes.png")}
+
+
+__all__ = ["plot_emergence", "plot_size_ladder"]
