@@ -24,22 +24,14 @@ from tqdm.auto import tqdm
 from bdh_graph.files import atomic_path
 from bdh_graph.model import BDH, load_model
 from bdh_graph.model.evaluation import bits_per_byte_by_position, position_verdict
-from bdh_graph.model.tensor import damping_parameter, initial_damping
 from bdh_graph.plots import save_figure
 from bdh_graph.text import default_documents, split_documents_held_out
 
 
 def with_fixed_decay(model: BDH, tau: float | None) -> BDH:
-    """The weights of ``model`` in a damped model whose heads all decay with time constant ``tau`` (None: the initial
-    spread of a damped run)."""
-    damped = BDH(model.config.replace(damping=True)).to(model.decoder.dtype).eval()
-    damped.load_state_dict(model.state_dict(), strict=False)
-    with torch.no_grad():
-        if tau is None:
-            damped.attn.damping.copy_(initial_damping(model.config.n_head))
-        else:
-            damped.attn.damping.copy_(damping_parameter(torch.full((model.config.n_head,), tau)))
-    return damped
+    """The weights of the undamped ``model`` in a damped model whose heads all decay with time constant ``tau`` (None:
+    the initial spread of a damped run), in eval mode."""
+    return model.with_damping(True, tau).eval()
 
 
 def main() -> None:

@@ -179,7 +179,8 @@ def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, damp
     if against is not None:
         modes["against"] = dict(backend=against)
     if damping:
-        modes["undamped" if model.config.damping else "damped"] = dict(model=damping_twin(model))
+        modes["undamped" if model.config.damping else "damped"] = dict(
+            model=model.with_damping(not model.config.damping).eval())
     nets, build, events, spikes = {}, {}, {}, {}
     for name, options in modes.items():
         options = dict(options)
@@ -230,14 +231,6 @@ def bench_network(model, tokens, warmup: int, spike_steps=(), against=None, damp
             results["rate"][f"speed_vs_{other}_in_turn"] = (statistics.median(times[other])
                                                             / statistics.median(times["rate"]))
     return results
-
-
-def damping_twin(model) -> BDH:
-    """``model``'s weights with the damping toggled: an undamped model's in a damped one (its damping at the initial
-    values), a damped model's without its damping."""
-    twin = BDH(model.config.replace(damping=not model.config.damping)).to(model.decoder.dtype).eval()
-    twin.load_state_dict({k: v for k, v in model.state_dict().items() if k != "attn.damping"}, strict=False)
-    return twin
 
 
 def numba_backend_at(commit: str):

@@ -35,8 +35,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    models = {False: BDH(BUNDLED_CONFIG), True: BDH(BUNDLED_CONFIG.replace(damping=True))}
-    models[True].load_state_dict(models[False].state_dict(), strict=False)
+    undamped = BDH(BUNDLED_CONFIG)
+    models = {False: undamped, True: undamped.with_damping(True)}
     optimizers = {damped: torch.optim.AdamW(m.parameters(), lr=1e-4) for damped, m in models.items()}
     documents, _ = training_documents()
     cfg = TrainConfig(batch_size=args.batch_size, block_size=args.block_size, carry_state=True)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from bdh_graph import load_model, save_model
 from bdh_graph.errors import CheckpointError
 from bdh_graph.model.checkpoints import DAMPING_KEY
-from bdh_graph.model.tensor import DAMPING_TIME_CONSTANTS
+from bdh_graph.model.tensor import DAMPING_TIME_CONSTANTS, initial_damping
 from bdh_graph.model import training
 from bdh_graph.model.training import MODEL_FILE, TrainConfig, snapshot_path, train
 from bdh_graph.text import default_corpus, encode, split_held_out
@@ -87,6 +87,26 @@ def test_damping_changes_the_model_and_gamma_one_is_no_damping():
     assert torch.allclose(almost_one(tokens)[0], undamped(tokens)[0], rtol=1e-9, atol=1e-9)
     assert torch.equal(undamped.decay(), torch.ones(3, dtype=torch.float64))
     assert torch.isinf(undamped.time_constants()).all()
+
+
+def test_with_damping_keeps_the_weights_and_sets_or_drops_the_time_constants():
+    tokens = torch.randint(0, 256, (1, 30), generator=torch.Generator().manual_seed(4))
+    damped = damped_model()
+    undamped = damped.with_damping(False)
+    by_hand = random_model(CONFIG.replace(damping=False), 0)  # random_model draws the damping last
+    assert not undamped.config.damping and undamped.attn.damping is None
+    assert torch.equal(undamped(tokens)[0], by_hand(tokens)[0])
+    assert torch.equal(undamped.with_damping(True).attn.damping.detach(), initial_damping(3).double())  # as a new model starts
+    assert torch.equal(damped.with_damping(True)(tokens)[0], damped(tokens)[0])  # its own time constants
+    fixed = undamped.with_damping(True, 64.0)
+    assert fixed.time_constants() == pytest.approx([64.0] * 3, rel=1e-12)
+    assert undamped.with_damping(True, [8.0, 16.0, 32.0]).time_constants() == pytest.approx([8, 16, 32], rel=1e-12)
+    assert {m.decoder.dtype for m in (undamped, fixed)} == {torch.float64}
+    damped.train()
+    state = torch.random.get_rng_state()
+    assert damped.with_damping(False).training and torch.equal(torch.random.get_rng_state(), state)
+    with pytest.raises(ValueError, match="an undamped model has none"):
+        damped.with_damping(False, 64.0)
 
 
 @pytest.mark.parametrize("gamma", [1e-300, 1e-12, 0.5, 1 - 1e-12])

@@ -196,6 +196,25 @@ class BDH(nn.Module):
         """``tau_h = -1 / ln gamma_h`` in tokens, (h,) (inf without damping): a write keeps ``exp(-s / tau)`` of
         itself ``s`` tokens later."""
         return -1.0 / torch.log(self.decay().double())
+    def with_damping(self, damping: bool, time_constants=None) -> "BDH":
+        """A new model with these weights, damped or not: ``damping=False`` drops the damping; ``damping=True`` gives
+        every head the time constant of ``time_constants`` (tokens, one number or one per head; None: this model's
+        own when it is damped, else the initial spread of a damped run). Same dtype, device and mode; the global
+        random state is left as it was."""
+        if not damping and time_constants is not None:
+            raise ValueError("time_constants: an undamped model has none (give damping=True)")
+        with torch.random.fork_rng(devices=[]):
+            twin = BDH(self.config.replace(damping=bool(damping)))
+        twin = twin.to(device=self.decoder.device, dtype=self.decoder.dtype).train(self.training)
+        twin.load_state_dict({k: v for k, v in self.state_dict().items() if k != "attn.damping"}, strict=False)
+        with torch.no_grad():
+            if damping and time_constants is not None:
+                taus = torch.as_tensor(time_constants, dtype=torch.float64).expand(self.config.n_head)
+                twin.attn.damping.copy_(damping_parameter(taus, self.decoder.dtype))
+            elif damping and self.config.damping:
+                twin.attn.damping.copy_(self.attn.damping)
+        return twin
+
     def _repr_html_(self) -> str:
         c, weights = self.config, self.encoder
         return html_summary("BDH (tensor model)", [

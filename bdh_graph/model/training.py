@@ -278,7 +278,7 @@ def _load_init(model: BDH, path: str) -> None:
                                                                                 and not model.config.damping):
         raise ValueError(f"--init checkpoint '{path}' has config {start.config.to_dict()}, "
                          f"the run asks for {model.config.to_dict()}")
-    model.load_state_dict(start.state_dict(), strict=start.config.damping == model.config.damping)
+    model.load_state_dict(start.with_damping(model.config.damping).state_dict())
 
 
 def _parameter_groups(model: BDH, weight_decay: float) -> list[dict]:
