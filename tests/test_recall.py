@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from helpers import random_model
 from bdh_graph import BDHConfig, save_model
 from bdh_graph.cli import main
 from bdh_graph.errors import TaskError
-from bdh_graph.experiments.recall import _Runner, addresses, as_lesion, capacity, check_recall, memory_trace
+from bdh_graph.experiments.recall import (_Runner, addresses, as_lesion, capacity, check_recall, fit_capacity,
+                                         memory_trace)
 from bdh_graph.model import BDH, load_model
 from bdh_graph.model.recall_recipe import (RECALL_CONFIG, RECALL_MODEL, RECALL_NEURONS, RECALL_TASK, RECALL_TRAINING,
                                            TrialBatches)
@@ -61,6 +63,31 @@ def test_token_layout_and_chance():
     assert task.decode(task.pair(5, 9)) == ("pair", 5, 9) and task.name(task.pair(5, 9)) == "A5B9"
     assert PairedAssociates.for_vocab(task.vocab_size) == task
     assert PairedAssociates.for_vocab(task.vocab_size + 10) == task  # tokens above the task unused
+
+
+def test_training_batches_study_up_to_every_pair_the_task_holds():
+    assert TrialBatches(TASK).max_pairs == TASK.stimuli and TrialBatches(RECALL_TASK).max_pairs == 32
+    with pytest.raises(TaskError, match="max_pairs"):
+        TrialBatches(TASK, TASK.stimuli + 1)
+
+
+def test_the_capacity_power_law_leaves_out_sizes_at_zero_and_at_the_ceiling():
+    sizes = [{"neurons": n, "capacity_90": c, "ceiling": 32} for n, c in ((32, 0), (64, 4), (128, 16), (256, 32))]
+    fit = fit_capacity(sizes)
+    assert fit["sizes_fitted"] == 2 and fit["at_ceiling"] == [256]
+    assert fit["slope"] == pytest.approx(2.0) and math.exp(fit["intercept"]) * 64 ** 2 == pytest.approx(4.0)
+    assert fit_capacity(sizes[2:])["slope"] is None
+
+
+def test_recall_train_and_sizes_take_the_number_of_stimuli():
+    parser = argparse.ArgumentParser()
+    from bdh_graph.cli import recall_commands
+    recall_commands.register(parser.add_subparsers())
+    for command in ("recall-train", "recall-sizes"):
+        assert parser.parse_args([command, "--out", "x"]).stimuli == RECALL_TASK.stimuli
+        assert parser.parse_args([command, "--out", "x", "--stimuli", "64"]).stimuli == 64
+    with pytest.raises(SystemExit):
+        parser.parse_args(["recall-train", "--out", "x", "--stimuli", "1"])
 
 
 def test_training_batches_ask_for_the_answers_at_the_cues():

@@ -14,8 +14,10 @@ from ..experiments.recall import (DEFAULT_DISTRACTORS, DEFAULT_PAIRS, DEFAULT_TR
 from ..files import atomic_path
 from ..interop.nwb import write_trials_nwb
 from ..model.checkpoints import load_model
-from ..model.recall_recipe import RECALL_MODEL, RECALL_NEURONS, RECALL_TRAINING, SIZES, recall_config, train_recall
+from ..model.recall_recipe import (RECALL_MODEL, RECALL_NEURONS, RECALL_TASK, RECALL_TRAINING, SIZES, recall_config,
+                                   train_recall)
 from ..model.training import MODEL_FILE
+from ..text.paired_associates import PairedAssociates
 from ..plots.recall import plot_capacity_sizes, plot_recall
 from .common import add_json_flag, checked, count, output_folder, print_result, say, write_report
 from .network_commands import add_network_arguments, network_options
@@ -44,6 +46,7 @@ def register(sub) -> None:
     t.add_argument("--neurons", type=checked(int, recall_config), default=RECALL_NEURONS,
                    help="neurons n, a multiple of 64 (1 layer, d = 64, 4 heads)")
     t.add_argument("--steps", type=count(1), default=RECALL_TRAINING.steps, help="optimisation steps")
+    add_stimuli_argument(t)
     t.set_defaults(func=cmd_recall_train)
 
     z = sub.add_parser("recall-sizes", help="capacity against size: train recall models of several sizes the same "
@@ -55,8 +58,15 @@ def register(sub) -> None:
                    help="the sizes, neurons n (multiples of 64)")
     z.add_argument("--steps", type=count(1), default=RECALL_TRAINING.steps, help="optimisation steps per size")
     z.add_argument("--trials", type=count(1), default=DEFAULT_TRIALS, help="trials per number of pairs")
+    add_stimuli_argument(z)
     add_json_flag(z)
     z.set_defaults(func=cmd_recall_sizes)
+
+
+def add_stimuli_argument(parser) -> None:
+    parser.add_argument("--stimuli", type=checked(int, PairedAssociates), default=RECALL_TASK.stimuli, metavar="K",
+                        help="K keys and K partners: the task's vocabulary holds K (K + 2) stimuli beside the bytes, "
+                             "chance is 1/K, and training batches study 1..K pairs")
 
 
 def cmd_recall(args) -> int:
@@ -82,22 +92,30 @@ def cmd_recall(args) -> int:
 
 def cmd_recall_train(args) -> int:
     torch.set_num_threads(1)  # the recipe's timings are of one core
-    config = recall_config(args.neurons)
-    say(f"training a recall model of {config.n_neurons} neurons for {args.steps} steps into {args.out} ...")
-    history = train_recall(config, args.out, dataclasses.replace(RECALL_TRAINING, steps=args.steps))
+    task = PairedAssociates(args.stimuli)
+    config = recall_config(args.neurons, task)
+    say(f"training a recall model of {config.n_neurons} neurons for {args.steps} steps on {task.stimuli} x "
+        f"{task.stimuli} stimuli into {args.out} ...")
+    history = train_recall(config, args.out, dataclasses.replace(RECALL_TRAINING, steps=args.steps), task)
     print(f"held-out loss {history['held_out_loss'][-1]:.4f} nats per answer; wrote {args.out / 'model.safetensors'}")
     return 0
 
 
 def cmd_recall_sizes(args) -> int:
     torch.set_num_threads(1)
+    task = PairedAssociates(args.stimuli)
     models = {}
     for n in sorted(set(args.neurons)):
         folder = args.out / f"n{n}"
         if not (folder / MODEL_FILE).is_file():  # a size trained before is reused: delete its folder to retrain
-            say(f"training a recall model of {n} neurons for {args.steps} steps into {folder} ...")
-            train_recall(recall_config(n), folder, dataclasses.replace(RECALL_TRAINING, steps=args.steps))
+            say(f"training a recall model of {n} neurons for {args.steps} steps on {task.stimuli} x {task.stimuli} "
+                f"stimuli into {folder} ...")
+            train_recall(recall_config(n, task), folder, dataclasses.replace(RECALL_TRAINING, steps=args.steps), task)
         models[n] = load_model(folder / MODEL_FILE)
+        if models[n].config != recall_config(n, task):
+            raise ValueError(f"argument --out: '{folder / MODEL_FILE}' is not a recall model of {n} neurons on "
+                             f"{task.stimuli} x {task.stimuli} stimuli; delete its folder to train it, or give another "
+                             "--out")
     say("capacity of each size on the tensor model ...")
     result = capacity_against_size(models, trials=args.trials)
     figure = plot_capacity_sizes(result["sizes"], result["fit"], args.out / "recall_sizes.png")
@@ -108,7 +126,7 @@ def cmd_recall_sizes(args) -> int:
     text = "\n".join([f"capacity (largest P recalled at 90 %) against neurons n, {args.trials} trials per P:",
                       *(f"  n = {s['neurons']}: {s['capacity_90']} pairs" for s in result["sizes"]),
                       f"  fit on log axes: capacity ~ n^{fit['slope']:.2f}" if fit["slope"] is not None
-                      else "  too few sizes with a capacity > 0 to fit a slope",
+                      else "  too few sizes with a capacity above 0 and below the ceiling to fit a slope",
                       f"  wrote {figure}, {args.out / 'recall_sizes.json'}"])
     print_result(args, data, text)
     return 0

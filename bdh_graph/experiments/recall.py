@@ -375,20 +375,28 @@ def recall_experiments(model, pairs: int = DEFAULT_PAIRS, trials: int = DEFAULT_
 def capacity_against_size(models: dict[int, object], trials: int = DEFAULT_TRIALS,
                           distractors: int = DEFAULT_DISTRACTORS, seed: int = 0) -> dict:
     """Capacity (:func:`capacity`, the largest P recalled at 90 %) of models of several sizes, ``{neurons:
-    model}``, and the power law ``capacity = exp(intercept) n^slope`` fitted by least squares on log axes over the
-    sizes with a capacity > 0 (None with fewer than two)."""
+    model}``, and its power law in n (:func:`fit_capacity`)."""
     sizes = []
     for n, model in sorted(models.items()):
         task = check_recall(model, 1, trials)
         curve = capacity_curve(model, task, trials, distractors, seed)
         sizes.append({"neurons": int(n), "capacity_90": capacity(curve), "curve": curve, "ceiling": task.stimuli})
-    kept = [(s["neurons"], s["capacity_90"]) for s in sizes if s["capacity_90"] > 0]
-    fit = {"slope": None, "intercept": None, "sizes_fitted": len(kept)}
+    return {"sizes": sizes, "fit": fit_capacity(sizes), "trials": trials, "distractors": distractors, "seed": seed}
+
+
+def fit_capacity(sizes: list[dict]) -> dict:
+    """The power law ``capacity = exp(intercept) n^slope``, fitted by least squares on log axes over the sizes whose
+    capacity was measured: above 0 and below the task's ceiling K (at the ceiling the capacity is only known to be
+    K or more, so such a size would flatten the slope). ``slope`` and ``intercept`` are None with fewer than two;
+    ``at_ceiling`` lists the sizes left out for reaching K."""
+    kept = [(s["neurons"], s["capacity_90"]) for s in sizes if 0 < s["capacity_90"] < s["ceiling"]]
+    fit = {"slope": None, "intercept": None, "sizes_fitted": len(kept),
+           "at_ceiling": [s["neurons"] for s in sizes if s["capacity_90"] >= s["ceiling"]]}
     if len(kept) >= 2:
         slope, intercept = np.polyfit(np.log([k[0] for k in kept]), np.log([k[1] for k in kept]), 1)
         fit.update(slope=float(slope), intercept=float(intercept))
-    return {"sizes": sizes, "fit": fit, "trials": trials, "distractors": distractors, "seed": seed}
+    return fit
 
 
 __all__ = ["RecallResult", "addresses", "as_lesion", "capacity", "capacity_against_size", "capacity_curve",
-           "check_recall", "hebbian_growth", "memory_trace", "recall_experiments", "tensor_recall"]
+           "check_recall", "fit_capacity", "hebbian_growth", "memory_trace", "recall_experiments", "tensor_recall"]

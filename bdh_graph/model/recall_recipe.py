@@ -23,8 +23,7 @@ RECALL_MODEL = Path(__file__).parent.parent / "data" / "bdh-recall.safetensors"
 RECALL_TASK = PairedAssociates(32)  # 32 keys x 32 partners: vocab_size 1344, chance 1/32
 RECALL_NEURONS = 512
 SIZES = (64, 128, 256, RECALL_NEURONS)  # the ladder of bdh-graph recall-sizes
-MAX_PAIRS = 32  # a training batch studies 1..32 pairs
-MAX_DISTRACTORS = 32  # ... and reads 0..32 bytes of text before the cues
+MAX_DISTRACTORS = 32  # a training batch studies 1..K pairs and reads 0..32 bytes of text before the cues
 RECALL_TRAINING = TrainConfig(steps=800, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=40, eval_interval=200,
                               eval_batches=4, seed=24)
 
@@ -41,12 +40,14 @@ RECALL_CONFIG = recall_config()
 
 
 class TrialBatches:
-    """Training batches of the task: each batch one P (uniform in 1..``max_pairs``) and one D (uniform in
-    0..``max_distractors``) for all its trials, distractors from the default corpus's training part; the targets
-    are the answers at the cues, every other target ignored (-100). ``train`` calls ``batches(B, generator)``."""
+    """Training batches of the task: each batch one P (uniform in 1..``max_pairs``, by default the task's K) and
+    one D (uniform in 0..``max_distractors``) for all its trials, distractors from the default corpus's training
+    part; the targets are the answers at the cues, every other target ignored (-100). ``train`` calls
+    ``batches(B, generator)``."""
 
-    def __init__(self, task: PairedAssociates = RECALL_TASK, max_pairs: int = MAX_PAIRS,
+    def __init__(self, task: PairedAssociates = RECALL_TASK, max_pairs: int | None = None,
                  max_distractors: int = MAX_DISTRACTORS):
+        max_pairs = task.stimuli if max_pairs is None else max_pairs
         self.task, self.max_pairs = task, task.check_pairs(max_pairs, "max_pairs")
         self.max_distractors = max_distractors
         self.filler = np.asarray(filler_text(held_out=False))
@@ -69,5 +70,5 @@ def train_recall(config: BDHConfig, out_dir, cfg: TrainConfig = RECALL_TRAINING,
     return train(config, None, None, out_dir, cfg, progress=progress, batches=TrialBatches(task))
 
 
-__all__ = ["MAX_DISTRACTORS", "MAX_PAIRS", "RECALL_CONFIG", "RECALL_MODEL", "RECALL_NEURONS", "RECALL_TASK",
+__all__ = ["MAX_DISTRACTORS", "RECALL_CONFIG", "RECALL_MODEL", "RECALL_NEURONS", "RECALL_TASK",
            "RECALL_TRAINING", "SIZES", "TrialBatches", "recall_config", "train_recall"]

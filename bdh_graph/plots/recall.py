@@ -142,7 +142,10 @@ def plot_capacity_sizes(sizes: list[dict], fit: dict, path) -> Path:
     ax.legend(fontsize=7)
     zero = [int(a) for a, b in zip(n, cap) if b == 0]
     verdict = ("capacity grows with size as n^{:.2f}".format(fit["slope"]) if fit.get("slope") is not None
-               else "too few sizes with a capacity > 0 to fit a slope")
+               else "too few sizes with a capacity above 0 and below the ceiling to fit a slope")
+    if fit.get("at_ceiling"):
+        verdict += (f"; n = {', '.join(map(str, fit['at_ceiling']))} recalled every P the encoding holds (capacity "
+                    "at least the ceiling, left out of the fit)")
     if zero:
         verdict += (f"; n = {', '.join(map(str, zero))} never reached 90 % recall (not even of one pair) with the "
                     "same training")
