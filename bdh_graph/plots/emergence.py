@@ -109,7 +109,8 @@ def plot_size_ladder(ladder: SizeLadder, out_dir) -> dict[str, Path]:
     nulls and the held-out loss of each run's last snapshot against the neurons per head n (log axis), the
     ladder's verdicts in the title; returns its path by name."""
     rungs, n = ladder.rungs, np.array(ladder.neurons)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.9))
+    fig.subplots_adjust(wspace=0.38)
     for k, colour in DEGREE_COLOURS.items():
         axes[0].plot(n, [r["degrees"][k]["cv"] for r in rungs], "o-", color=colour, label=f"{k}-degree")
         axes[1].plot(n, [r["degrees"][k]["zero_degree"] / r["neurons"] for r in rungs], "o-", color=colour,
