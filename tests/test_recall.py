@@ -22,7 +22,7 @@ from bdh_graph.experiments.recall import (_Runner, addresses, as_lesion, capacit
                                          memory_trace)
 from bdh_graph.model import BDH, load_model
 from bdh_graph.model.recall_recipe import (RECALL_CONFIG, RECALL_MODEL, RECALL_NEURONS, RECALL_TASK, RECALL_TRAINING,
-                                           TrialBatches)
+                                           TrialBatches, recall_config)
 from bdh_graph.model.tensor import IGNORE_INDEX
 from bdh_graph.network import build_network
 from bdh_graph.text.paired_associates import PairedAssociates, Trial, make_trials, study_pairs
@@ -88,6 +88,14 @@ def test_recall_train_and_sizes_take_the_number_of_stimuli():
         assert parser.parse_args([command, "--out", "x", "--stimuli", "64"]).stimuli == 64
     with pytest.raises(SystemExit):
         parser.parse_args(["recall-train", "--out", "x", "--stimuli", "1"])
+
+
+def test_recall_sizes_refuses_a_kept_model_of_another_encoding(tmp_path, capsys):
+    (tmp_path / "n64").mkdir()
+    save_model(BDH(recall_config(64, PairedAssociates(8))), tmp_path / "n64" / "model.safetensors")
+    assert main(["recall-sizes", "--out", str(tmp_path), "--neurons", "64", "--steps", "1"]) == 2
+    assert "is not a recall model of 64 neurons on 32 x 32 stimuli; delete its folder" in capsys.readouterr().err
+    assert not (tmp_path / "recall_sizes.json").exists()
 
 
 def test_training_batches_ask_for_the_answers_at_the_cues():
