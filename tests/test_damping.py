@@ -96,7 +96,8 @@ def test_with_damping_keeps_the_weights_and_sets_or_drops_the_time_constants():
     by_hand = random_model(CONFIG.replace(damping=False), 0)  # random_model draws the damping last
     assert not undamped.config.damping and undamped.attn.damping is None
     assert torch.equal(undamped(tokens)[0], by_hand(tokens)[0])
-    assert torch.equal(undamped.with_damping(True).attn.damping.detach(), initial_damping(3).double())  # as a new model starts
+    initial = initial_damping(3).double()  # as a new model starts
+    assert torch.equal(undamped.with_damping(True).attn.damping.detach(), initial)
     assert torch.equal(damped.with_damping(True)(tokens)[0], damped(tokens)[0])  # its own time constants
     fixed = undamped.with_damping(True, 64.0)
     assert fixed.time_constants() == pytest.approx([64.0] * 3, rel=1e-12)

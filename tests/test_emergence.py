@@ -127,7 +127,8 @@ def test_size_ladder_sets_the_last_snapshot_of_each_run_against_n(series, wider,
     small, large = data["snapshots"][-1], read_report(wider)["snapshots"][-1]
     assert [r["neurons"] for r in report["rungs"]] == [TINY.N, 2 * TINY.N] == [small["graph"]["nodes"],
                                                                               large["graph"]["nodes"]]
-    for rung, snapshot, path in zip(report["rungs"], (small, large), (out / "emergence.json", wider / "emergence.json")):
+    reports = (out / "emergence.json", wider / "emergence.json")
+    for rung, snapshot, path in zip(report["rungs"], (small, large), reports):
         assert rung == {"report": str(path), "neurons": snapshot["graph"]["nodes"], **snapshot}
     assert report["options"]["seeds"] == 2 and set(report["verdicts"]) == {"degrees", "power_law", "modularity",
                                                                             "loss"}
@@ -150,7 +151,8 @@ def test_size_ladder_verdicts_say_where_q_beats_the_nulls_and_how_the_figures_mo
                                            "with n (+0.050, +0.020, -0.020 at n = 256, 512, 1024)")
     assert ladder.degree_verdict().startswith("in-degree CV not monotone in n (1.00, 2.00, 1.50 at n = 256, 512, "
                                               "1024), nodes without an edge 25%, 25%, 25%")
-    assert ladder.power_law_verdict() == "in-degree power law plausible at n = 256; out-degree power law plausible at n = 256"
+    assert ladder.power_law_verdict() == ("in-degree power law plausible at n = 256; out-degree power law plausible "
+                                          "at n = 256")
     rising = SizeLadder({"head": 0}, [rung(256, 0.30, 0.20, 1.0), rung(512, 0.35, 0.20, 2.0)])
     assert rising.modularity_verdict().startswith("Q above every null at every n; Q minus the largest null rises")
     assert "CV rises with n" in rising.degree_verdict()

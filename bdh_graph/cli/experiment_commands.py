@@ -1,5 +1,5 @@
-"""``bdh-graph emergence``, ``bdh-graph emergence-sizes`` and ``bdh-graph hubs``: the experiments that combine a graph's structure, the network
-run on text and the loss (``bdh_graph.experiments``).
+"""``bdh-graph emergence``, ``bdh-graph emergence-sizes`` and ``bdh-graph hubs``: the experiments that combine a
+graph's structure, the network run on text and the loss (``bdh_graph.experiments``).
 
 ``hubs`` is a command of its own, not an ``analyze`` option: ``analyze`` reads the weights alone (the structure
 statistics never run the network), while ``hubs`` steps the network over a text and lesions it."""
