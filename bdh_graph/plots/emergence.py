@@ -20,6 +20,16 @@ def _title(fig, text: str) -> None:
     fig.suptitle("\n".join(textwrap.wrap(text, 120)), fontsize=9, y=1.0, va="bottom")
 
 
+def _beside_nulls(ax, x, points: list[dict], graph: str, nulls: str) -> None:
+    """``point["modularity"][graph]`` of each point (snapshot figures) against ``x`` in black, and beside it each
+    null's ``point["modularity"][nulls][name]``, dashed in the null's colour."""
+    ax.plot(x, [p["modularity"][graph] for p in points], "o-", color="black", lw=2, label="this graph")
+    for name, label in NULL_LABELS.items():
+        if name in points[0]["modularity"][nulls]:
+            ax.plot(x, [p["modularity"][nulls][name] for p in points], "s--", color=NULL_COLOURS[name],
+                    label=f"null: {label}")
+
+
 def _steps_axis(ax, steps) -> None:
     ax.set_xlabel("training step")
     ax.grid(alpha=0.3)
@@ -72,15 +82,8 @@ def plot_emergence(result: EmergenceResult, out_dir) -> dict[str, Path]:
     files["power_law"] = save_figure(fig, out / "emergence_power_law.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    axes[0].plot(steps, [s["modularity"]["Q"] for s in series], "o-", color="black", lw=2, label="this graph")
-    axes[1].plot(steps, [s["modularity"]["largest_component_share"] for s in series], "o-", color="black",
-                 lw=2, label="this graph")
-    for name, label in NULL_LABELS.items():
-        if name in series[0]["modularity"]["nulls"]:
-            axes[0].plot(steps, [s["modularity"]["nulls"][name] for s in series], "s--", color=NULL_COLOURS[name],
-                         label=f"null: {label}")
-            axes[1].plot(steps, [s["modularity"]["nulls_largest_component_share"][name] for s in series], "s--",
-                         color=NULL_COLOURS[name], label=f"null: {label}")
+    _beside_nulls(axes[0], steps, series, "Q", "nulls")
+    _beside_nulls(axes[1], steps, series, "largest_component_share", "nulls_largest_component_share")
     axes[0].set_ylabel("Newman's Q (Louvain, best of seeds)")
     axes[1].set_ylabel("share of nodes in the largest component")
     axes[1].set_ylim(0, 1.05)
@@ -121,11 +124,7 @@ def plot_size_ladder(ladder: SizeLadder, out_dir) -> dict[str, Path]:
     axes[0].set_ylabel("coefficient of variation (std / mean)\n(ringed: power law plausible)")
     axes[1].set_ylabel("share of nodes without an edge")
     axes[1].set_ylim(0, 1.05)
-    axes[2].plot(n, [r["modularity"]["Q"] for r in rungs], "o-", color="black", lw=2, label="this graph")
-    for name, label in NULL_LABELS.items():
-        if name in rungs[0]["modularity"]["nulls"]:
-            axes[2].plot(n, [r["modularity"]["nulls"][name] for r in rungs], "s--", color=NULL_COLOURS[name],
-                         label=f"null: {label}")
+    _beside_nulls(axes[2], n, rungs, "Q", "nulls")
     axes[2].set_ylabel("Newman's Q (Louvain, best of seeds)")
     axes[3].plot(n, [r["bits_per_byte"] for r in rungs], "o-", color="black")
     axes[3].set_ylabel(f"held-out bits per byte ({ladder.options['bytes']} bytes)")
