@@ -15,7 +15,7 @@ from helpers import TINY, random_model, run_json, tiny_checkpoint
 
 from bdh_graph.cli import main
 from bdh_graph.graphs import TopK, graph_factors
-from bdh_graph.experiments.memory import (HebbianFactors, MemoryResult, Reading, memory_experiments,
+from bdh_graph.experiments.memory import (HebbianFactors, MemoryResult, Reading, memory_benefit, memory_experiments,
                                           strongest_synapses)
 from bdh_graph.model.tensor import layer_norm, rope, rope_cos_sin
 from bdh_graph.network import build_network
@@ -86,6 +86,15 @@ def test_no_memory_is_the_tensor_model_from_a_fresh_state_at_every_token(model, 
         logits = torch.stack([model.step(token.view(1), model.init_state(1))[0][0] for token in tokens])
     assert_bits(result.no_memory, bits(logits, tokens))
     assert np.abs(result.no_memory.bits - result.full.bits).max() > 0.5  # the comparison is not idle
+
+
+def test_memory_benefit_gives_the_experiments_first_two_readings(model, result):
+    full, no_memory = memory_benefit(model, TEXT, backend="numpy")
+    np.testing.assert_array_equal(full.bits, result.full.bits)
+    np.testing.assert_array_equal(no_memory.bits, result.no_memory.bits)
+    assert full.tensor_bits is None and no_memory.tensor_bits is None  # the network alone
+    with pytest.raises(ValueError, match="at least 2"):
+        memory_benefit(model, "D", backend="numpy")
 
 
 def test_forgetting_spans_no_memory_to_full_memory(model, result):

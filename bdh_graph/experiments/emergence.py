@@ -14,8 +14,9 @@ each snapshot, in step order, :func:`emergence` measures
   same ``--ladder``);
 - ``bits_per_byte``: the tensor model's bits per byte over a held-out passage (``model.evaluation``);
 - ``memory``: bits per byte over the same passage on the graph network (hub wiring, exact) with the synapses as
-  they are (``full``, equal to ``bits_per_byte`` up to round-off) and erased before every token (``no_memory``),
-  from the working-memory experiments (``experiments.memory``); ``benefit`` is no memory minus full.
+  they are (``full``, equal to ``bits_per_byte`` up to round-off) and erased before every token (``no_memory``):
+  the working-memory experiments' first two readings (``experiments.memory.memory_benefit``); ``benefit`` is no
+  memory minus full.
 
 Each snapshot is one task (``bdh_graph.distributed``): in this process or on Dask workers, which load the snapshot
 from its path (so they must see the run folder), with the same result.
@@ -39,7 +40,7 @@ from ..errors import RunError
 from ..graphs import extract
 from ..model.checkpoints import load_model, read_config
 from ..model.evaluation import next_byte_report
-from .memory import memory_experiments
+from .memory import memory_benefit
 from ..network.neurons import as_tokens
 from ..structure.degrees import summary
 from ..structure.powerlaw_fit import PowerLawFit
@@ -166,8 +167,7 @@ def snapshot_figures(path, step: int, head: int, beta, edges, ladder, seeds: int
     analysis = analyze_graph(factors, circuits, "excitatory", cut, ladder, seeds=seeds, n_bootstrap=n_bootstrap,
                              seed=seed)
     point = analysis.point
-    memory = memory_experiments(model, tokens, wiring="hub", backend=backend, time_constants=[float(len(tokens))],
-                                layers=[], heads=[], strongest=[], repeat_bytes=2, tensor=False)
+    full, no_memory = memory_benefit(model, tokens, backend=backend)
     return {
         "step": step, "checkpoint": str(path),
         "bits_per_byte": next_byte_report(model, tokens, shown=0)["bits_per_byte"],
@@ -180,8 +180,8 @@ def snapshot_figures(path, step: int, head: int, beta, edges, ladder, seeds: int
                        "largest_component_share": point.result.giant_component,
                        "nulls_largest_component_share": {name: r.giant_component for name, r in point.nulls.items()},
                        "n_communities": point.result.n_communities},
-        "memory": {"full": memory.full.bits_per_byte, "no_memory": memory.no_memory.bits_per_byte,
-                   "benefit": memory.benefit},
+        "memory": {"full": full.bits_per_byte, "no_memory": no_memory.bits_per_byte,
+                   "benefit": no_memory.bits_per_byte - full.bits_per_byte},
     }
 
 

@@ -355,6 +355,25 @@ def memory_experiments(model, text, wiring: str = "hub", prune=None, synapses="a
         return _experiments(reader, eng, time_constants, layers, heads, strongest, repeat_bytes, progress)
 
 
+def memory_benefit(model, text, wiring: str = "hub", backend=None) -> tuple[Reading, Reading]:
+    """The ``full`` and ``no_memory`` readings of :func:`memory_experiments` alone, on the network in float64 in
+    this process (what an emergence study records for each snapshot): ``(full, no_memory)``, the same readings as
+    :func:`memory_experiments` with these arguments gives."""
+    tokens = as_tokens(text, model.config.vocab_size, "text")
+    check_experiments(model.config, len(tokens), [1.0], [], [], [], 2)
+    reader = _Reader(model, tokens, dict(wiring=wiring, prune=None, synapses="all", dtype=np.float64,
+                                         backend=backend, device=None), tensor=False)
+    readings = {key: _read(reader, condition)[0] for key, condition in _memory_conditions().items()}
+    return readings["full"], readings["no_memory"]
+
+
+def _memory_conditions(strongest: int = 0) -> dict[str, _Condition]:
+    """The two readings every memory study starts from: full memory (finding the ``strongest`` synapses after it)
+    and no memory (the synapses erased before every token)."""
+    return {"full": _Condition("full memory", {}, strongest=strongest),
+            "no_memory": _Condition("no memory", {}, decay=0.0)}
+
+
 class _Reader:
     """Reads the text from a zero state on the network and the tensor model, one condition at a time. The network
     (and the tensor model's copy in its dtype) is built on first use, once per thread: in this process once, on
@@ -448,8 +467,7 @@ def _experiments(reader: _Reader, eng, time_constants, layers, heads, strongest,
     too_many = [m for m in strongest if m > n_synapses(net)]
     if too_many:
         raise ValueError(f"strongest: the network has {n_synapses(net)} synapses sigma, got {too_many}")
-    first = {"full": _Condition("full memory", {}, strongest=max(strongest, default=0)),
-             "no_memory": _Condition("no memory", {}, decay=0.0)}
+    first = _memory_conditions(max(strongest, default=0))
     for tau in time_constants:
         first["tau", tau] = _Condition(f"tau = {tau:g}", {"time_constant": tau,
                                                           "retained_per_token": math.exp(-1 / tau)},
@@ -576,5 +594,5 @@ def _repeat(net, reference, passage: np.ndarray) -> dict[str, Reading]:
                                      spec)}
 
 
-__all__ = ["MemoryResult", "Reading", "HebbianFactors", "memory_experiments", "strongest_synapses",
-           "time_constant_ladder", "bits_per_prediction"]
+__all__ = ["MemoryResult", "Reading", "HebbianFactors", "memory_experiments", "memory_benefit",
+           "strongest_synapses", "time_constant_ladder", "bits_per_prediction"]
