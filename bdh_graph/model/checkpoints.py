@@ -238,10 +238,6 @@ def save_model(model: BDH, path: str | os.PathLike) -> Path:
     return path
 
 
-def parameter_count(model: BDH) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def describe(model: BDH) -> dict:
     """Sizes of a model, for ``bdh-graph info``."""
     c = model.config
@@ -249,7 +245,7 @@ def describe(model: BDH) -> dict:
         **c.to_dict(),
         "neurons_per_head": c.N,
         "neurons": c.n_neurons,
-        "parameters": parameter_count(model),
+        "parameters": model.parameter_count(),
         "dtype": str(model.decoder.dtype).removeprefix("torch."),
         "bytes": sum(t.numel() * t.element_size() for t in model.state_dict().values()),
         "time_constants_tokens": [round(float(tau), 2) for tau in model.time_constants()] if c.damping else None,

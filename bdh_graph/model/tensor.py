@@ -13,9 +13,10 @@ Parallel form, for tokens ``tok[0..T-1]`` (one set of weights shared by all laye
 Recurrent form: per layer and head a state ``rho`` (d, N), zero at the start;
 ``a_t = rho @ (R_t x_t)`` is read before the Hebbian write ``rho += v_t (R_t x_t)^T``.
 
-Damping (``BDHConfig.damping``; docs/model.md 7.3, and 4.7 for the graph form): head h has a learned factor ``gamma_h`` in (0, 1) and the
-write made at token s reaches the read at token t > s with weight ``gamma_h ** (t - s)``. Recurrent form:
-``rho <- gamma_h rho`` before each read; parallel form: the causal scores multiplied by ``gamma_h ** (t - s)``.
+Damping (``BDHConfig.damping``; docs/model.md 7.3, and 4.7 for the graph form): head h has a learned factor
+``gamma_h`` in (0, 1) and the write made at token s reaches the read at token t > s with weight
+``gamma_h ** (t - s)``. Recurrent form: ``rho <- gamma_h rho`` before each read; parallel form: the causal scores
+multiplied by ``gamma_h ** (t - s)``.
 
 Parameter names equal the released checkpoint keys: ``encoder`` is D_x, ``encoder_v`` is D_y,
 ``decoder`` is E (transposed: ``z = y @ decoder``), ``embed.weight``, ``lm_head``, ``attn.freqs``.
@@ -98,8 +99,9 @@ def check_token_range(lo: int, hi: int, vocab_size: int, name: str = "idx") -> N
 class LinearAttention(nn.Module):
     """Strictly causal linear attention with RoPE, continuing from a synaptic state ``rho`` when one is given.
 
-    For positions ``t = t0 .. t0+T-1`` of a window: ``a_t = rho R_t x_t + sum_{t0 <= tau < t} <R_t x_t, R_tau x_tau> v_tau``,
-    and the state after the window is ``rho + sum_tau v_tau (R_tau x_tau)^T`` (the recurrent form's writes, in bulk).
+    For positions ``t = t0 .. t0+T-1`` of a window:
+    ``a_t = rho R_t x_t + sum_{t0 <= tau < t} <R_t x_t, R_tau x_tau> v_tau``, and the state after the window is
+    ``rho + sum_tau v_tau (R_tau x_tau)^T`` (the recurrent form's writes, in bulk).
     With damping, a term written at ``tau`` and read at ``t`` is weighted by ``gamma ** (t - tau)``, the carried
     ``rho`` counting as written at ``t0 - 1``.
     """
@@ -196,6 +198,11 @@ class BDH(nn.Module):
         """``tau_h = -1 / ln gamma_h`` in tokens, (h,) (inf without damping): a write keeps ``exp(-s / tau)`` of
         itself ``s`` tokens later."""
         return -1.0 / torch.log(self.decay().double())
+
+    def parameter_count(self) -> int:
+        """The number of trained numbers (every parameter's elements)."""
+        return sum(p.numel() for p in self.parameters())
+
     def with_damping(self, damping: bool, time_constants=None) -> "BDH":
         """A new model with these weights, damped or not: ``damping=False`` drops the damping; ``damping=True`` gives
         every head the time constant of ``time_constants`` (tokens, one number or one per head; None: this model's
@@ -220,7 +227,7 @@ class BDH(nn.Module):
         return html_summary("BDH (tensor model)", [
             ("layers L (one set of weights)", c.n_layer), ("d (residual width)", c.n_embd),
             ("heads h", c.n_head), ("neurons per head N", c.N), ("neurons n = h N", c.n_neurons),
-            ("vocabulary V (bytes)", c.vocab_size), ("parameters", sum(p.numel() for p in self.parameters())),
+            ("vocabulary V (bytes)", c.vocab_size), ("parameters", self.parameter_count()),
             ("LayerNorm", "yes" if c.layer_norm else "no (normfree)"),
             ("damping: time constants (tokens)", ", ".join(f"{float(t):.0f}" for t in self.time_constants())
              if c.damping else "none (the state never decays)"),
