@@ -7,7 +7,8 @@ constants log-spaced over ``DAMPING_TIME_CONSTANTS``). Each checkpoint of ``--da
 learned time constants are listed. Every row is ``bits_per_byte_by_position`` over the held-out tail of the
 default corpus (segments of 4096 bytes, each from a zero state).
 
-    python analysis/damping.py [UNDAMPED] --out runs/damping [--tau 64 256 1024] [--damped runs/damped/model.safetensors]
+    python analysis/damping.py [UNDAMPED] --out runs/damping [--tau 64 256 1024] \
+        [--damped runs/damped/model.safetensors]
 
 Writes ``damping.png`` and ``results.json`` in ``--out``.
 """

@@ -82,7 +82,8 @@ def test_config_that_contradicts_the_weights_is_refused(model, tmp_path):
     with pytest.raises(ValueError, match="vocab_size=300"):
         load_model(tmp_path / "r.pt", vocab_size=300)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp_path / "lying.safetensors"), metadata={"bdh_config": json.dumps(CONFIG.replace(n_embd=32).to_dict())})
+    lie = json.dumps(CONFIG.replace(n_embd=32).to_dict())
+    save_file(tensors, str(tmp_path / "lying.safetensors"), metadata={"bdh_config": lie})
     with pytest.raises(ValueError, match="lying.safetensors.*config expects"):
         load_model(tmp_path / "lying.safetensors")
 

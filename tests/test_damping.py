@@ -22,8 +22,9 @@ from bdh_graph.text import default_corpus, encode, split_held_out
 from helpers import DAMPED_CONFIG as CONFIG, damped_model, random_model
 
 def reference_logits(model, tokens: np.ndarray) -> np.ndarray:
-    """SPEC section 1 with damping, from the weights alone: ``a_t = sum_{s < t} gamma ** (t - s) <R_t x_t, R_s x_s> v_s``
-    as a double loop over t and s (float64 numpy; no code of the model is called)."""
+    """SPEC section 1 with damping, from the weights alone:
+    ``a_t = sum_{s < t} gamma ** (t - s) <R_t x_t, R_s x_s> v_s`` as a double loop over t and s (float64 numpy; no
+    code of the model is called)."""
     c = model.config
     w = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     gamma = 1 / (1 + np.exp(-w[DAMPING_KEY]))

@@ -119,7 +119,8 @@ def test_head_ids_and_the_exact_form_square_graph():
 
 
 def test_exact_form_reproduces_the_first_layer_of_the_tensor_model():
-    """docs/model.md 4.2: the input neuron of token t fires w = onehot / gain; G_x w is D_x LN(embed[t]) (x before relu)."""
+    """docs/model.md 4.2: the input neuron of token t fires w = onehot / gain; G_x w is D_x LN(embed[t]) (x before
+    relu)."""
     model = random_model(2).double()
     n = model.config.n_neurons
     A = neuron_graph(model, form="exact").signed().toarray()

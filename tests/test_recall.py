@@ -147,7 +147,7 @@ def test_the_trace_grew_most_at_the_study_step():
     net = build_network(model, wiring="neuron", backend="numpy", dtype=np.float64)
     runner = _Runner(net)
     runner.read(Trial(trial.tokens[:1], trial.keys, trial.partners, trial.order, 0))
-    growth = np.stack([net.sigma(0, h).toarray() for h in range(SMALL.n_head)])  # sigma after the first token: its write
+    growth = np.stack([net.sigma(0, h).toarray() for h in range(SMALL.n_head)])  # sigma after token 1: its write
     trace = memory_trace(SMALL, runner.read(trial, record_at={0})[1][0], 4)
     np.testing.assert_allclose(trace["growth"], growth[trace["head"], trace["pre"], trace["post"]], rtol=1e-12)
     assert np.abs(trace["growth"][-1]) == pytest.approx(np.sort(np.abs(growth).ravel())[-4])

@@ -186,5 +186,6 @@ def test_config_validation(field, value, match):
 
 def test_config_defaults_are_the_released_ones():
     c = BDHConfig()
-    assert (c.n_layer, c.n_embd, c.n_head, c.mlp_internal_dim_multiplier, c.vocab_size, c.dropout) == (6, 256, 4, 128, 256, 0.1)
+    sizes = (c.n_layer, c.n_embd, c.n_head, c.mlp_internal_dim_multiplier, c.vocab_size, c.dropout)
+    assert sizes == (6, 256, 4, 128, 256, 0.1)
     assert c.N == 8192 and c.n_neurons == 32768 and c.layer_norm

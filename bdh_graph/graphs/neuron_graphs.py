@@ -11,8 +11,8 @@ Two forms (docs/model.md section 4.1, and the paper's section 5.5):
   so ``A = E^T D^T``; with the checkpoint's names ``A = decoder @ encoder_flat`` where
   ``encoder_flat = encoder.permute(1, 0, 2).reshape(d, h*N)``.
 - ``form="exact"``: ``G = D E_ext`` with ``E_ext = C [E | embed^T]`` and ``C = I - 11^T/d`` the mean-centring
-  over d (LayerNorm's mean subtraction: ``C = I`` in the Normfree variant); ``A`` is (n+V) x n: rows are the n model neurons, then the V input neurons (token ``t`` is neuron
-  ``n + t``).
+  over d (LayerNorm's mean subtraction: ``C = I`` in the Normfree variant); ``A`` is (n+V) x n: rows are the n
+  model neurons, then the V input neurons (token ``t`` is neuron ``n + t``).
 
 A head restricts the columns to that head's neurons ``head*N .. (head+1)*N - 1``; in the analysis form the rows
 too (the diagonal block), in the exact form the rows stay all n+V presynaptic neurons.

@@ -14,8 +14,9 @@
   description gives its address ``LAYER:PRE:POST``); and the tables ``<x|y>_activity``, one row per firing
   (``token``, ``layer``, ``neuron``, ``rate``), the run's raster; for a damped model (``run["time_constants"]``,
   tokens per head) the table ``synaptic_time_constants``: ``head``, ``tokens`` and ``seconds`` on the clock, the
-  time constant with which the head's synapses decay (docs/model.md 4.7), also named in the file's notes. Activity is a table, not a (tokens x neurons)
-  time series, because NWB puts time on the first axis and a run has fewer tokens than neurons.
+  time constant with which the head's synapses decay (docs/model.md 4.7), also named in the file's notes. Activity
+  is a table, not a (tokens x neurons) time series, because NWB puts time on the first axis and a run has fewer
+  tokens than neurons.
 
 The subject is the model itself (NWB requires one): species NCBI taxon 32630, "synthetic construct"; age
 ``P0D`` and sex ``O`` stand where NWB demands a value. ``nwbinspector`` finds no critical issue and no

@@ -10,8 +10,9 @@ Both are sums of Hebbian outer products over the tokens read so far::
 so a sentence's synaptic state is fixed by the per-token presynaptic activity (``w`` or ``v``) and the rotated
 x-activity ``k = R_t x``. In a damped model (docs/model.md 7.3) the write of token t reaches the state after token T
 weighted by ``gamma_h ** (T - t)``, ``h`` the head of the postsynaptic x-neuron: a record keeps the factors and
-``gamma`` of every x-neuron, and weighs the sums by it. ``record_sentences`` runs the tensor model (batched) and keeps exactly these
-factors; any entry of sigma or rho is then one dot product over the tokens, and whole blocks are matrix products.
+``gamma`` of every x-neuron, and weighs the sums by it. ``record_sentences`` runs the tensor model (batched) and
+keeps exactly these factors; any entry of sigma or rho is then one dot product over the tokens, and whole blocks
+are matrix products.
 
 Indices are those of a synapse's address (``bdh_graph.network.address``): presynaptic ``i < n`` is model neuron
 i (head-major, ``i = head*N + k``), ``i = n + b`` the input neuron of byte b; a postsynaptic index ``j`` is the

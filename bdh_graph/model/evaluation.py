@@ -67,7 +67,8 @@ def bits_per_byte_by_position(
     for start in range(0, length - 1, window):
         stop = min(start + window, length - 1)
         logits, _ = model(batch[:, start:stop], state=state)
-        losses.append(F.cross_entropy(logits.transpose(1, 2).double(), batch[:, start + 1 : stop + 1], reduction="none"))
+        targets = batch[:, start + 1 : stop + 1]
+        losses.append(F.cross_entropy(logits.transpose(1, 2).double(), targets, reduction="none"))
     model.train(was_training)
     per_position = torch.cat(losses, dim=1).mean(0) / math.log(2)  # bits of byte i+1, i = 0 .. length-2
     bits = [float(per_position[max(lo, 1) - 1 : hi - 1].mean()) for lo, hi in zip(edges[:-1], edges[1:])]

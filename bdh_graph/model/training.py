@@ -322,9 +322,8 @@ def _restore(out_dir, model, optimizer, generator, streams, stream_state, model_
     except Exception as err:
         raise ValueError(f"training state '{state_path}': unreadable ({type(err).__name__}: {err})") from err
     if state.get("model_config") != model_config.to_dict():
-        raise ValueError(
-            f"training state '{state_path}': model config {state.get('model_config')} differs from {model_config.to_dict()}"
-        )
+        raise ValueError(f"training state '{state_path}': model config {state.get('model_config')} differs from "
+                         f"{model_config.to_dict()}")
     saved_cfg = {k: v for k, v in state.get("train_config", {}).items() if k != "steps"}
     wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "steps"}
     if saved_cfg != wanted:

@@ -1,4 +1,5 @@
-"""Modularity against the pruning threshold beta, next to null models with the same edge count (the paper's section 5.5).
+"""Modularity against the pruning threshold beta, next to null models with the same edge count (the paper's
+section 5.5).
 
 For each beta the graph keeps its edges of weight ``>= beta``; Louvain (best of ``seeds``, with the spread over
 them) measures its modularity, and that of each null model built with the same number of nodes and edges
@@ -81,7 +82,8 @@ def betas_for_edges(A, counts) -> np.ndarray:
     if counts.size == 0:
         return np.empty(0)
     if weights.size == 0 or counts.min() < 1 or counts.max() > weights.size:
-        raise GraphInputError(f"edge counts must be in [1, {weights.size}] (the edges extracted), got {counts.tolist()}")
+        raise GraphInputError(f"edge counts must be in [1, {weights.size}] (the edges extracted), "
+                              f"got {counts.tolist()}")
     return weights[counts - 1]
 
 
