@@ -92,11 +92,13 @@ def test_analyze_head_0_on_the_cluster_equals_in_process(client, checkpoint, tmp
     reports = {}
     for name, scheduler in (("here", "none"), ("there", client.scheduler.address)):
         reports[name] = run_json(capsys, "analyze", checkpoint, "--head", "0", "--seeds", "2", "--bootstrap", "5",
-                                 "--seed", "7", "--out", str(tmp_path / name), "--scheduler", scheduler)
+                                 "--seed", "7", "--null-draws", "2", "--out", str(tmp_path / name),
+                                 "--scheduler", scheduler)
     here, there = reports["here"], reports["there"]
     for key in ("graph", "degrees", "power_law", "modularity", "sweep"):
         assert here[key] == there[key], key  # every number equal, Q and alpha exactly
     assert len(here["sweep"]) > 2 and all(set(p["nulls"]) == {"gnm", "rewired", "low_rank"} for p in here["sweep"])
+    assert here["modularity"]["null_draws"]["draws"] == 2  # the null draws too, each a task on the cluster
     assert (tmp_path / "here" / "communities.csv").read_text() == (tmp_path / "there" / "communities.csv").read_text()
 
 

@@ -18,7 +18,7 @@ from bdh_graph import BDH, BDHConfig, save_model
 from bdh_graph.cli import main
 from bdh_graph.graphs import dense_neuron_graph, extract, paper_edge_count, read_graph, write_graph
 from bdh_graph.plots.structure import degree_figure
-from bdh_graph.structure import fit_power_law
+from bdh_graph.structure import fit_power_law, null_distribution
 from helpers import run_json, test_seed
 
 
@@ -74,6 +74,20 @@ def test_analyze_writes_figures_and_reports(checkpoint, tmp_path, capsys):
     assert json.loads((out / "report.json").read_text())["graph"]["edges"] == m
     assert f"edges m = {m}" in (out / "report.md").read_text()
     assert "baseline" not in report  # only when asked for
+
+
+def test_analyze_null_draws_are_those_of_the_analysed_graph(checkpoint, tmp_path, capsys):
+    path, model = checkpoint
+    out = tmp_path / "out"
+    report = run_json(capsys, "analyze", str(path), "--head", "0", "--out", str(out), "--seeds", "2",
+                      "--bootstrap", "0", "--ladder", "1", "--null-draws", "3", "--seed", "4")
+    kept = sparse.csr_array(strongest(dense_neuron_graph(model, head=0), paper_edge_count(model.config.N)))
+    expected = null_distribution(kept, rank=model.config.n_embd, draws=3, seeds=2, seed=4).to_dict()
+    assert report["modularity"]["null_draws"] == expected
+    assert report["modularity"]["null_draws"]["Q"] == report["modularity"]["Q"]
+    assert str(out / "null_distribution.png") in report["figures"]
+    assert matplotlib.image.imread(out / "null_distribution.png").ndim == 3
+    assert "against 3 draws of each null model" in (out / "report.md").read_text()
 
 
 def modularity_verdict(report: dict, A: np.ndarray) -> str:
@@ -201,6 +215,8 @@ def test_analyze_names_head_when_the_model_has_fewer_heads(tmp_path, capsys):
     (["analyze", "--beta", "big"], "argument --beta: expected a number, got 'big'"),
     (["analyze", "--seeds", "0"], "argument --seeds: must be >= 1, got 0"),
     (["analyze", "--head", "one"], "argument --head: expected an integer or 'all', got 'one'"),
+    (["analyze", "--null-draws", "1"], "argument --null-draws: expected 0 (none) or at least 2 draws, got 1"),
+    (["analyze", "--null-draws", "-2"], "argument --null-draws: must be >= 0, got -2"),
     (["export", "--edges", "2.5", "--out", "g.npz"], "argument --edges: expected an integer, got '2.5'"),
     (["export", "--top-k", "0", "--out", "g.npz"], "argument --top-k: TopK k must be an integer >= 1, got 0"),
     (["export", "--beta", "1", "--top-k", "2", "--out", "g.npz"], "argument --top-k: not allowed with argument "

@@ -18,6 +18,7 @@ from ..structure.degrees import ccdf, in_degree, out_degree, summary
 from ..structure.modularity import modularity_terms
 from ..structure.powerlaw_fit import PowerLawFit, power_law_ccdf
 from ..structure.report import FRAGMENTED, StructureAnalysis, degree_fits
+from ..structure.significance import NullDistribution
 from . import save_figure
 
 NULL_LABELS = {"gnm": "G(n, m)", "rewired": "degree-preserving rewiring", "low_rank": "random product P1 P2^T"}
@@ -184,6 +185,27 @@ def plot_modularity_sweep(points, path, title: str = "", analysed_edges: int | N
     excess = [f"{_excess(pts, analysed_edges):+.3f} ({who})" for who, pts, _ in columns]
     fig.suptitle(f"{title or 'modularity against edge count'}: Q minus the largest null's at the analysed "
                  f"m = {analysed_edges:,}: {', '.join(excess)}" if analysed_edges is not None else title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_null_distribution(distribution: NullDistribution, path, title: str = "") -> Path:
+    """The observed Q (line) against each null model's Q over its draws (one row of points per null, with its
+    mean and one standard deviation as a bar); the verdict, with each p-value, in the title."""
+    names = list(distribution.nulls)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.7 * len(names)), layout="constrained")
+    for row, name in enumerate(names):
+        Q = distribution.nulls[name]
+        jitter = np.linspace(-0.15, 0.15, Q.size)
+        ax.plot(Q, row + jitter, "o", ms=3, alpha=0.6, color=NULL_COLOURS[name])
+        ax.errorbar(distribution.mean(name), row, xerr=distribution.sd(name), fmt="|", ms=14, capsize=4,
+                    color="black")
+    ax.axvline(distribution.Q, color="tab:red", lw=2, label=f"this graph: Q = {distribution.Q:.3f}")
+    ax.set_yticks(range(len(names)), [f"{NULL_LABELS[n]}\np = {distribution.p(n):.2g}" for n in names],
+                  fontsize=8)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set_xlabel(f"modularity Q ({distribution.draws} draws of each null; bar: mean +- 1 sd)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(_wrap(f"{title}: {distribution.verdict()}" if title else distribution.verdict(), 90), fontsize=8)
     return save_figure(fig, path)
 
 

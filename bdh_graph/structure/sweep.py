@@ -87,8 +87,11 @@ def betas_for_edges(A, counts) -> np.ndarray:
     return weights[counts - 1]
 
 
-def _null_graph(name: str, G: sparse.csr_array, low_rank: sparse.csr_array | None,
-                weighted: bool, rng: np.random.Generator) -> sparse.csr_array:
+def null_graph(name: str, G: sparse.csr_array, low_rank: sparse.csr_array | None,
+               weighted: bool, rng: np.random.Generator) -> sparse.csr_array:
+    """The null model ``name`` of the graph ``G`` (same nodes and edges), drawn with ``rng``; ``low_rank`` is the
+    random product the low-rank null keeps the largest entries of. With ``weighted`` it carries ``G``'s weights
+    (module doc)."""
     n, m = G.shape[0], G.nnz
     seed = int(rng.integers(2**31))
     if name == "gnm":
@@ -111,7 +114,7 @@ def _sweep_task(G: sparse.csr_array, kind: str, point: int, low_rank: sparse.csr
     """Louvain of one graph of a sweep point (a task of :func:`sweep_graphs`): the observed graph ``G``
     (``kind="graph"``) or the null model ``kind`` of it, drawn with ``task_rng(seed, point, null index)``."""
     if kind != "graph":
-        G = _null_graph(kind, G, low_rank, weighted, task_rng(seed, point, NULL_MODELS.index(kind)))
+        G = null_graph(kind, G, low_rank, weighted, task_rng(seed, point, NULL_MODELS.index(kind)))
     return louvain(G, seeds, directed, weighted, backend)
 
 
