@@ -16,7 +16,8 @@ from helpers import TINY, random_model, run_json, tiny_run
 
 from bdh_graph import BDHConfig, RunError, load_model, save_model
 from bdh_graph.cli import main
-from bdh_graph.experiments.emergence import SizeLadder, emergence, find_snapshots, read_report, size_ladder
+from bdh_graph.experiments.emergence import (SizeLadder, above_every_null, emergence, find_snapshots, read_report,
+                                            size_ladder)
 from bdh_graph.text import encode
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -65,6 +66,32 @@ def test_each_snapshot_equals_analyze_of_that_snapshot_alone(series, tmp_path, c
         assert snapshot["graph"]["edges"] == report["graph"]["edges"]
 
 
+def test_null_draws_equal_analyze_of_the_snapshot_and_decide_the_verdict(run, tmp_path, capsys):
+    result = emergence(run, TEXT, seeds=2, n_bootstrap=0, seed=3, backend="numpy", null_draws=2)
+    last = result.snapshots[-1]
+    report = run_json(capsys, "analyze", last["checkpoint"], "--head", "0", "--ladder", "1", "--seeds", "2",
+                      "--bootstrap", "0", "--seed", "3", "--null-draws", "2", "--out", str(tmp_path / "analyze"))
+    assert last["modularity"]["null_draws"] == report["modularity"]["null_draws"]
+    assert result.options["null_draws"] == 2
+    # two draws cannot give p <= 0.05 (p >= 1/3), so no snapshot counts as above every null, whatever one draw says
+    assert all(s["modularity"]["null_draws"]["nulls"]["gnm"]["p"] >= 1 / 3 for s in result.snapshots)
+    assert result.modularity_verdict().startswith("Q above every null at no snapshot")
+    assert "against 2 draws of each null, p = " in result.modularity_verdict()
+    with pytest.raises(ValueError, match="null_draws must be 0 .none. or an integer >= 2, got 1"):
+        emergence(run, TEXT, null_draws=1)
+
+
+def test_above_every_null_uses_the_draws_when_there_are_some():
+    one_draw = {"Q": 0.30, "nulls": {"gnm": 0.25, "rewired": 0.20}}
+    assert above_every_null(one_draw)
+    drawn = {"nulls": {"gnm": {"p": 0.05, "above": True}, "rewired": {"p": 0.10, "above": False}}}
+    assert not above_every_null({**one_draw, "null_draws": drawn})
+    ladder = SizeLadder({"head": 0}, [rung(256, 0.30, 0.25, 1.0), {**rung(512, 0.30, 0.25, 1.0)}])
+    ladder.rungs[1]["modularity"]["null_draws"] = drawn
+    assert ladder.modularity_verdict().startswith("Q above every null at n = 256 only (p <= 0.05 against each "
+                                                  "null's draws at n = 512)")
+
+
 def test_bits_per_byte_and_memory_equal_the_tensor_model_read_by_hand(series):
     tokens = encode(TEXT)
     snapshots = series[1]["snapshots"]
@@ -85,7 +112,8 @@ def test_cli_writes_the_report_and_four_figures(series):
     out, data = series
     assert set(data["verdicts"]) == {"degrees", "power_law", "modularity", "loss"}
     assert data["options"] == {"head": 0, "beta": None, "edges": None, "ladder": [1.0], "seeds": 2,
-                               "n_bootstrap": 10, "seed": 3, "backend": "numpy", "bytes": len(encode(TEXT))}
+                               "n_bootstrap": 10, "seed": 3, "backend": "numpy", "null_draws": 0,
+                               "bytes": len(encode(TEXT))}
     assert sorted(p.name for p in out.glob("*.png")) == [f"emergence_{n}.png" for n in
                                                            ("degrees", "loss", "modularity", "power_law")]
 

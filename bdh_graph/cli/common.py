@@ -115,6 +115,14 @@ def count(low: int = 1):
 positive_number = checked(float, above(0))  # a finite number > 0
 
 
+def null_draws(text: str) -> int:
+    """``--null-draws``: 0 (none) or an integer >= 2 (a standard deviation needs two draws)."""
+    value = count(0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("expected 0 (none) or at least 2 draws, got 1")
+    return value
+
+
 def input_file(text: str) -> Path:
     """A file that exists (a text, a sentence list)."""
     path = Path(text)

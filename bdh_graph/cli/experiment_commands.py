@@ -15,7 +15,7 @@ from ..kernels import available_backends
 from ..plots.emergence import plot_emergence, plot_size_ladder
 from ..plots.hubs import plot_hubs
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, add_text_argument, checked, count,
-                     model_from_args, output_folder, positive_number, say, text_from_args, write_report)
+                     model_from_args, null_draws, output_folder, positive_number, say, text_from_args, write_report)
 
 
 def add_head_graph_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--bootstrap", type=count(0), default=100,
                    help="synthetic sets for the power-law p-value, 0 for none")
     p.add_argument("--seed", type=int, default=0, help="seed of the null models and the bootstrap")
+    p.add_argument("--null-draws", type=null_draws, default=0, metavar="K",
+                   help="as analyze --null-draws, at every snapshot: Q's p-value against K draws of each null, "
+                        "which the verdicts then use (19 can reach p = 0.05); 0 (default) for none")
     add_text_argument(p, default_bytes=DEFAULT_BYTES)
     p.add_argument("--bytes", type=count(2), default=DEFAULT_BYTES,
                    help=f"bytes of the held-out passage read without --text, {DEFAULT_BYTES} if not given; each "
@@ -89,7 +92,7 @@ def cmd_emergence(args) -> int:
         say(f"emergence: {len(snapshots)} snapshots of {args.run}, {eng.description} ...")
         result = emergence(args.run, text, head=args.head, beta=args.beta, edges=args.edges, ladder=args.ladder,
                            seeds=args.seeds, n_bootstrap=args.bootstrap, seed=args.seed, backend=args.backend,
-                           progress=True, scheduler=eng)
+                           null_draws=args.null_draws, progress=True, scheduler=eng)
     args.out.mkdir(parents=True, exist_ok=True)
     files = {name: str(path) for name, path in plot_emergence(result, args.out).items()}
     return write_report(args, "emergence.json", result, files)

@@ -26,7 +26,8 @@ from ..structure.significance import null_distribution
 from ..structure.sweep import LADDER
 from ..text import encode
 from .common import (add_json_flag, add_model_argument, add_scheduler_argument, checked, count, input_file,
-                     model_from_args, output_file, output_folder, positive_number, print_result, text_from_args)
+                     model_from_args, null_draws, output_file, output_folder, positive_number, print_result,
+                     text_from_args)
 
 
 def head_type(text: str) -> int | None:
@@ -136,14 +137,6 @@ def register(sub) -> None:
     add_scheduler_argument(p, "the extraction's tiles")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
-
-
-def null_draws(text: str) -> int:
-    """0 (no null draws) or an integer >= 2 (a standard deviation needs two)."""
-    value = count(0)(text)
-    if value == 1:
-        raise argparse.ArgumentTypeError("expected 0 (none) or at least 2 draws, got 1")
-    return value
 
 
 def cmd_analyze(args) -> int:

@@ -11,7 +11,9 @@ each snapshot, in step order, :func:`emergence` measures
   of ``seeds``) beside the three nulls with the same nodes and edges (G(n, m), degree-preserving rewiring, the
   random low-rank product), with the share of nodes in the largest component (``structure.report.analyze_graph``,
   the same call with the same seeds, so each snapshot's figures equal ``analyze``'s of that snapshot alone with the
-  same ``--ladder``);
+  same ``--ladder``); with ``null_draws`` K > 0 also Q against K draws of each null (``structure.significance``,
+  ``analyze --null-draws``): each null's mean, sd, z and p-value, and the verdicts then call Q above a null
+  where its p-value is at most 0.05, not where Q exceeds the null's one draw;
 - ``bits_per_byte``: the tensor model's bits per byte over a held-out passage (``model.evaluation``);
 - ``memory``: bits per byte over the same passage on the graph network (hub wiring, exact) with the synapses as
   they are (``full``, equal to ``bits_per_byte`` up to round-off) and erased before every token (``no_memory``):
@@ -45,6 +47,7 @@ from ..network.neurons import as_tokens
 from ..structure.degrees import summary
 from ..structure.powerlaw_fit import PowerLawFit
 from ..structure.report import analyze_graph
+from ..structure.significance import null_distribution
 
 SNAPSHOTS = "snapshots"  # the folder of a run that holds its snapshots
 SNAPSHOT_NAME = re.compile(r"step-(\d{6})\.safetensors")
@@ -105,11 +108,15 @@ class EmergenceResult:
         return [s["step"] for s in self.snapshots]
 
     def modularity_verdict(self) -> str:
-        """Where Q stands against the largest of the three nulls, snapshot by snapshot."""
-        above = [s["modularity"]["Q"] > max(s["modularity"]["nulls"].values()) for s in self.snapshots]
+        """Where Q stands against the three nulls, snapshot by snapshot (:func:`above_every_null`)."""
+        above = [above_every_null(s["modularity"]) for s in self.snapshots]
         last = self.snapshots[-1]["modularity"]
         name, top = max(last["nulls"].items(), key=lambda kv: kv[1])
         at_last = f"at step {self.steps[-1]}: Q = {last['Q']:.3f}, largest null {top:.3f} ({name})"
+        if "null_draws" in last:
+            draws = last["null_draws"]
+            at_last += (f"; against {draws['draws']} draws of each null, p = " +
+                        ", ".join(f"{v['p']:.2g} ({k})" for k, v in draws["nulls"].items()))
         if all(above):
             return f"Q above every null at every snapshot; {at_last}"
         if not any(above):
@@ -158,8 +165,16 @@ class EmergenceResult:
         return "\n".join(lines)
 
 
+def above_every_null(modularity: dict) -> bool:
+    """Whether a snapshot's Q stands above every null: at p <= 0.05 against each null's draws when the snapshot has
+    them (``null_draws``), else above each null's one draw."""
+    if "null_draws" in modularity:
+        return all(v["above"] for v in modularity["null_draws"]["nulls"].values())
+    return modularity["Q"] > max(modularity["nulls"].values())
+
+
 def snapshot_figures(path, step: int, head: int, beta, edges, ladder, seeds: int, n_bootstrap: int, seed: int,
-                     tokens, backend) -> dict:
+                     tokens, backend, null_draws: int = 0) -> dict:
     """The figures of one snapshot (a task of :func:`emergence`; module doc), JSON-ready."""
     model = load_model(path)
     factors, prune, circuits = extract(model, "x", "analysis", head, beta=beta, edges=edges, circuit="excitatory")
@@ -168,6 +183,8 @@ def snapshot_figures(path, step: int, head: int, beta, edges, ladder, seeds: int
                              seed=seed)
     point = analysis.point
     full, no_memory = memory_benefit(model, tokens, backend=backend)
+    significance = {} if not null_draws else {"null_draws": null_distribution(
+        analysis.graph, factors.meta.get("d"), null_draws, seeds, seed=seed).to_dict()}
     return {
         "step": step, "checkpoint": str(path),
         "bits_per_byte": next_byte_report(model, tokens, shown=0)["bits_per_byte"],
@@ -179,7 +196,7 @@ def snapshot_figures(path, step: int, head: int, beta, edges, ladder, seeds: int
         "modularity": {"Q": point.Q, "nulls": {name: r.Q for name, r in point.nulls.items()},
                        "largest_component_share": point.result.giant_component,
                        "nulls_largest_component_share": {name: r.giant_component for name, r in point.nulls.items()},
-                       "n_communities": point.result.n_communities},
+                       "n_communities": point.result.n_communities, **significance},
         "memory": {"full": full.bits_per_byte, "no_memory": no_memory.bits_per_byte,
                    "benefit": no_memory.bits_per_byte - full.bits_per_byte},
     }
@@ -193,13 +210,14 @@ def _fit(fit: PowerLawFit | str) -> dict:
 
 
 def emergence(run_dir, text, head: int = 0, beta: float | None = None, edges: int | None = None, ladder=LADDER,
-              seeds: int = 5, n_bootstrap: int = 100, seed: int = 0, backend=None, progress: bool = False,
-              scheduler=None) -> EmergenceResult:
+              seeds: int = 5, n_bootstrap: int = 100, seed: int = 0, backend=None, null_draws: int = 0,
+              progress: bool = False, scheduler=None) -> EmergenceResult:
     """The series of the module doc over the snapshots of ``run_dir``, the passage ``text`` (a string, its UTF-8
     bytes or token ids; at least 2 bytes) held out.
 
-    ``head``, ``beta``, ``edges``, ``ladder``, ``seeds``, ``n_bootstrap``, ``seed``: as ``bdh-graph analyze``
-    (``ladder`` defaults to the analysed edge count alone); ``backend``: the network's; ``scheduler``: where the
+    ``head``, ``beta``, ``edges``, ``ladder``, ``seeds``, ``n_bootstrap``, ``seed``, ``null_draws``: as
+    ``bdh-graph analyze`` (``ladder`` defaults to the analysed edge count alone; ``null_draws`` 0 or at least 2,
+    0 for none); ``backend``: the network's; ``scheduler``: where the
     snapshots run, one task each (``bdh_graph.distributed.engine``; None: this process).
     """
     started = time.perf_counter()
@@ -210,8 +228,10 @@ def emergence(run_dir, text, head: int = 0, beta: float | None = None, edges: in
     tokens = as_tokens(text, config.vocab_size, "text")
     if len(tokens) < 2:
         raise ValueError(f"text has {len(tokens)} byte; bits per byte need at least 2 (the predictions of bytes 2..T)")
+    if isinstance(null_draws, bool) or not isinstance(null_draws, int) or null_draws == 1 or null_draws < 0:
+        raise ValueError(f"null_draws must be 0 (none) or an integer >= 2, got {null_draws!r}")
     options = dict(head=head, beta=beta, edges=edges, ladder=list(ladder), seeds=seeds, n_bootstrap=n_bootstrap,
-                   seed=seed, tokens=tokens, backend=backend)
+                   seed=seed, tokens=tokens, backend=backend, null_draws=null_draws)
     with engine(scheduler) as eng:
         arguments = ((str(path), step, *options.values()) for step, path in found)
         done = dict(eng.map(snapshot_figures, arguments, len(found), "emergence", "snapshot", progress))
@@ -289,10 +309,14 @@ class SizeLadder:
 
     def modularity_verdict(self) -> str:
         margin = [r["modularity"]["Q"] - max(r["modularity"]["nulls"].values()) for r in self.rungs]
-        above = [n for n, m in zip(self.neurons, margin) if m > 0]
+        above = [n for n, r in zip(self.neurons, self.rungs) if above_every_null(r["modularity"])]
         where = ("at every n" if len(above) == len(margin) else "at no n" if not above else
                  f"at n = {', '.join(map(str, above))} only")
-        return (f"Q above every null {where}; Q minus the largest null {self._trend(margin)} "
+        tested = [(n, r["modularity"]["null_draws"]) for n, r in zip(self.neurons, self.rungs)
+                  if "null_draws" in r["modularity"]]
+        against = "" if not tested else " (p <= 0.05 against each null's draws" + \
+            ("" if len(tested) == len(self.rungs) else f" at n = {', '.join(str(n) for n, _ in tested)}") + ")"
+        return (f"Q above every null {where}{against}; Q minus the largest null {self._trend(margin)} "
                 f"({self._at_each_n(margin, '{:+.3f}')})")
 
     def loss_verdict(self) -> str:
