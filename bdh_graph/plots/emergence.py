@@ -22,12 +22,19 @@ def _title(fig, text: str) -> None:
 
 def _beside_nulls(ax, x, points: list[dict], graph: str, nulls: str) -> None:
     """``point["modularity"][graph]`` of each point (snapshot figures) against ``x`` in black, and beside it each
-    null's ``point["modularity"][nulls][name]``, dashed in the null's colour."""
+    null's ``point["modularity"][nulls][name]``, dashed in the null's colour; for Q, where a point has null draws,
+    their mean +- one standard deviation as a bar in the null's colour."""
     ax.plot(x, [p["modularity"][graph] for p in points], "o-", color="black", lw=2, label="this graph")
     for name, label in NULL_LABELS.items():
         if name in points[0]["modularity"][nulls]:
             ax.plot(x, [p["modularity"][nulls][name] for p in points], "s--", color=NULL_COLOURS[name],
                     label=f"null: {label}")
+            drawn = [(at, p["modularity"]["null_draws"]["nulls"][name]) for at, p in zip(x, points)
+                     if graph == "Q" and "null_draws" in p["modularity"]]
+            if drawn:
+                ax.errorbar([at for at, _ in drawn], [d["mean"] for _, d in drawn], [d["sd"] for _, d in drawn],
+                            fmt="_", ms=10, capsize=3, color=NULL_COLOURS[name],
+                            label=f"{label}: mean +- sd of its draws")
 
 
 def _steps_axis(ax, steps) -> None:
