@@ -3,10 +3,10 @@
 No run with snapshots ships with the package (one takes an hour to train), so the script makes one: a temporary run
 folder whose ``snapshots/step-NNNNNN.safetensors`` are the bundled model with Gaussian noise added to every weight,
 the noise shrinking towards the last snapshot (std ``NOISE * (1 - i / (count - 1))`` times each tensor's own std,
-snapshot i at step ``100 i``), so each snapshot has its own graph. It then times ``emergence`` with the command's defaults
-(head 0, the paper's edge density, ladder 1, 5 Louvain seeds, 100 bootstrap sets, the 256-byte held-out passage,
-numba) on each scheduler of ``--schedulers`` in turn (a LocalCluster's start included, as the command pays it),
-with the load average before each, and checks that every scheduler gives the in-process series.
+snapshot i at step ``100 i``), so each snapshot has its own graph. It then times ``emergence`` with the command's
+defaults (head 0, the paper's edge density, ladder 1, 5 Louvain seeds, 100 bootstrap sets, the 256-byte held-out
+passage, numba) on each scheduler of ``--schedulers`` in turn (a LocalCluster's start included, as the command pays
+it), with the load average before each, and checks that every scheduler gives the in-process series.
 
     python benchmarks/bench_emergence.py [--count 20] [--schedulers none local:2] [--json FILE]
 """

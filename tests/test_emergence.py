@@ -77,7 +77,7 @@ def test_null_draws_equal_analyze_of_the_snapshot_and_decide_the_verdict(run, tm
     assert all(s["modularity"]["null_draws"]["nulls"]["gnm"]["p"] >= 1 / 3 for s in result.snapshots)
     assert result.modularity_verdict().startswith("Q above every null at no snapshot")
     assert "against 2 draws of each null, p = " in result.modularity_verdict()
-    with pytest.raises(ValueError, match="null_draws must be 0 .none. or an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match=r"null draws: expected 0 \(none\) or an integer >= 2, got 1"):
         emergence(run, TEXT, null_draws=1)
 
 

@@ -215,8 +215,10 @@ def test_analyze_names_head_when_the_model_has_fewer_heads(tmp_path, capsys):
     (["analyze", "--beta", "big"], "argument --beta: expected a number, got 'big'"),
     (["analyze", "--seeds", "0"], "argument --seeds: must be >= 1, got 0"),
     (["analyze", "--head", "one"], "argument --head: expected an integer or 'all', got 'one'"),
-    (["analyze", "--null-draws", "1"], "argument --null-draws: expected 0 (none) or at least 2 draws, got 1"),
-    (["analyze", "--null-draws", "-2"], "argument --null-draws: must be >= 0, got -2"),
+    (["analyze", "--null-draws", "1"], "argument --null-draws: null draws: expected 0 (none) or an integer >= 2, "
+                                       "got 1"),
+    (["analyze", "--null-draws", "-2"], "argument --null-draws: null draws: expected 0 (none) or an integer >= 2, "
+                                        "got -2"),
     (["export", "--edges", "2.5", "--out", "g.npz"], "argument --edges: expected an integer, got '2.5'"),
     (["export", "--top-k", "0", "--out", "g.npz"], "argument --top-k: TopK k must be an integer >= 1, got 0"),
     (["export", "--beta", "1", "--top-k", "2", "--out", "g.npz"], "argument --top-k: not allowed with argument "

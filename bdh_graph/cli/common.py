@@ -24,6 +24,7 @@ from ..errors import MissingExtraError
 from ..kernels import available_backends, check_device
 from ..model.checkpoints import load_model
 from ..model.tensor import BDH
+from ..structure.significance import check_null_draws
 from ..text import default_passage, read_text
 
 DOCS = "docs/model.md in the bdh_graph repository"  # where the mathematics is written down
@@ -114,13 +115,7 @@ def count(low: int = 1):
 
 positive_number = checked(float, above(0))  # a finite number > 0
 
-
-def null_draws(text: str) -> int:
-    """``--null-draws``: 0 (none) or an integer >= 2 (a standard deviation needs two draws)."""
-    value = count(0)(text)
-    if value == 1:
-        raise argparse.ArgumentTypeError("expected 0 (none) or at least 2 draws, got 1")
-    return value
+null_draws = checked(int, check_null_draws)  # --null-draws: 0 (none) or an integer >= 2
 
 
 def input_file(text: str) -> Path:

@@ -47,7 +47,7 @@ from ..network.neurons import as_tokens
 from ..structure.degrees import summary
 from ..structure.powerlaw_fit import PowerLawFit
 from ..structure.report import analyze_graph
-from ..structure.significance import null_distribution
+from ..structure.significance import check_null_draws, null_distribution
 
 SNAPSHOTS = "snapshots"  # the folder of a run that holds its snapshots
 SNAPSHOT_NAME = re.compile(r"step-(\d{6})\.safetensors")
@@ -228,8 +228,7 @@ def emergence(run_dir, text, head: int = 0, beta: float | None = None, edges: in
     tokens = as_tokens(text, config.vocab_size, "text")
     if len(tokens) < 2:
         raise ValueError(f"text has {len(tokens)} byte; bits per byte need at least 2 (the predictions of bytes 2..T)")
-    if isinstance(null_draws, bool) or not isinstance(null_draws, int) or null_draws == 1 or null_draws < 0:
-        raise ValueError(f"null_draws must be 0 (none) or an integer >= 2, got {null_draws!r}")
+    null_draws = check_null_draws(null_draws)
     options = dict(head=head, beta=beta, edges=edges, ladder=list(ladder), seeds=seeds, n_bootstrap=n_bootstrap,
                    seed=seed, tokens=tokens, backend=backend, null_draws=null_draws)
     with engine(scheduler) as eng:

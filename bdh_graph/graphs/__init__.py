@@ -7,5 +7,5 @@ from .export import FORMATS, circuit_paths, read_graph, write_graph
 
 __all__ = ["PAPER_EDGES_PER_NEURON", "Prune", "Strongest", "Threshold", "TopK", "check_count", "check_keeps_edges",
            "check_prune", "paper_edge_count", "prune_from_options", "BLOCK_BYTES", "CIRCUITS", "FORMS", "WHICH",
-           "Circuits", "Extraction", "GraphFactors", "dense_neuron_graph", "entry_histogram", "extract", "graph_factors",
-           "neuron_graph", "product_graph", "FORMATS", "circuit_paths", "read_graph", "write_graph"]
+           "Circuits", "Extraction", "GraphFactors", "dense_neuron_graph", "entry_histogram", "extract",
+           "graph_factors", "neuron_graph", "product_graph", "FORMATS", "circuit_paths", "read_graph", "write_graph"]

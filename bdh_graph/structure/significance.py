@@ -5,8 +5,9 @@ whether it exceeds the null model needs the spread of the null's Q over draws, a
 (a few edges per node) that spread is not small against the margins a trained graph shows.
 :func:`null_distribution` draws ``draws`` graphs of each null model with the observed graph's nodes and edges,
 each from its own generator (``task_rng(seed, 0, null index, draw)``, three indices where a sweep's nulls have
-two, so no draw repeats a sweep's; the draws do not depend on where or in which order they run), measures each as the observed graph is measured (Louvain, best of ``seeds``, the same direction
-and weighting), and gives for each null:
+two, so no draw repeats a sweep's; the draws do not depend on where or in which order they run), measures each as
+the observed graph is measured (Louvain, best of ``seeds``, the same direction and weighting), and gives for each
+null:
 
 - the mean and standard deviation of its Q over the draws, and ``z = (Q - mean) / sd``;
 - the one-sided Monte Carlo p-value ``p = (1 + #{draws with Q_null >= Q}) / (draws + 1)`` (Davison and Hinkley
@@ -33,6 +34,14 @@ from .sweep import NULL_MODELS, null_graph
 
 SIGNIFICANCE = 0.05  # p-value at or under which Q is called above a null
 DEFAULT_DRAWS = 19  # the fewest draws that can reach p = 0.05
+
+
+def check_null_draws(value) -> int:
+    """``value`` as the null draws of a study, where 0 means none: refused unless 0 or an integer >= 2 (a standard
+    deviation needs two draws)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value == 1 or value < 0:
+        raise ValueError(f"null draws: expected 0 (none) or an integer >= 2, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -130,4 +139,4 @@ def _null_task(G: sparse.csr_array, name: str, draw: int, rank: int | None, seed
     return louvain(null_graph(name, G, product, weighted, rng), seeds, directed, weighted, backend).Q
 
 
-__all__ = ["DEFAULT_DRAWS", "SIGNIFICANCE", "NullDistribution", "null_distribution"]
+__all__ = ["DEFAULT_DRAWS", "SIGNIFICANCE", "NullDistribution", "check_null_draws", "null_distribution"]
