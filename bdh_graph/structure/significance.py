@@ -30,7 +30,7 @@ from ..errors import GraphInputError
 from ..graphs import check_count
 from .modularity import as_circuit, louvain
 from .nulls import low_rank_null
-from .sweep import NULL_MODELS, null_graph
+from .sweep import NULL_MODELS, check_nulls, null_graph
 
 SIGNIFICANCE = 0.05  # p-value at or under which Q is called above a null
 DEFAULT_DRAWS = 19  # the fewest draws that can reach p = 0.05
@@ -114,11 +114,7 @@ def null_distribution(A, rank: int | None = None, draws: int = DEFAULT_DRAWS, se
     Each draw is a task (``scheduler``: None, this process; ``"local:N"``, an address or an ``Engine``)."""
     G = as_circuit(A)
     draws = check_count("draws", draws, 2)
-    unknown = sorted(set(nulls) - set(NULL_MODELS))
-    if unknown:
-        raise GraphInputError(f"null models must be among {NULL_MODELS}, got {unknown}")
-    if "low_rank" in nulls and rank is None:
-        raise GraphInputError("the low-rank null needs rank = d of the model, got rank=None")
+    check_nulls(nulls, rank)
     if G.nnz == 0:
         raise GraphInputError("modularity is undefined on a graph without edges")
     observed = louvain(G, seeds, directed, weighted, backend)

@@ -109,6 +109,15 @@ def null_graph(name: str, G: sparse.csr_array, low_rank: sparse.csr_array | None
     raise GraphInputError(f"null model must be one of {NULL_MODELS}, got {name!r}")
 
 
+def check_nulls(nulls, rank: int | None) -> None:
+    """Refuse null models outside :data:`NULL_MODELS`, and the low-rank null without the model's rank d."""
+    if "low_rank" in nulls and rank is None:
+        raise GraphInputError("the low-rank null needs rank = d of the model, got rank=None")
+    unknown = sorted(set(nulls) - set(NULL_MODELS))
+    if unknown:
+        raise GraphInputError(f"null models must be among {NULL_MODELS}, got {unknown}")
+
+
 def _sweep_task(G: sparse.csr_array, kind: str, point: int, low_rank: sparse.csr_array | None, seeds: int,
                 directed: bool, weighted: bool, backend: str | None, seed: int) -> ModularityResult:
     """Louvain of one graph of a sweep point (a task of :func:`sweep_graphs`): the observed graph ``G``
@@ -139,11 +148,7 @@ def sweep_graphs(graphs, rank: int | None = None, seeds: int = 5, nulls: tuple[s
                  directed: bool = False, weighted: bool = False, seed: int = 0, backend: str | None = None,
                  progress: bool = False, scheduler=None) -> list[SweepPoint]:
     """:func:`modularity_sweep` of graphs already cut: ``graphs`` is a list of ``(beta, G)``, the nodes alike."""
-    if "low_rank" in nulls and rank is None:
-        raise GraphInputError("the low-rank null needs rank = d of the model, got rank=None")
-    unknown = sorted(set(nulls) - set(NULL_MODELS))
-    if unknown:
-        raise GraphInputError(f"null models must be among {NULL_MODELS}, got {unknown}")
+    check_nulls(nulls, rank)
     graphs = [(beta, as_circuit(G)) for beta, G in graphs]
     most = max(G.nnz for _, G in graphs)
     # one random product for all points: each null keeps its m largest entries
